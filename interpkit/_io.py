@@ -1,0 +1,82 @@
+"""Atomic file output: a file is either absent or complete, and never silently replaced."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from interpkit.errors import InputError
+
+__all__ = ["atomic_write", "prepare_out_dir"]
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, *, mode: str = "w", overwrite: bool = False) -> Iterator[IO]:
+    """Open a temporary file beside ``path`` and move it into place only on success.
+
+    Parameters
+    ----------
+    path : path-like
+        The final file name. Its directory must exist.
+    mode : {"w", "wb"}
+        Text or binary. Default is "w".
+    overwrite : bool
+        Whether an existing ``path`` may be replaced. Default is False.
+
+    Raises
+    ------
+    InputError
+        If ``path`` exists and ``overwrite`` is False.
+
+    Notes
+    -----
+    The temporary file is removed if the body raises (a full disk included), so a
+    half-written file never takes the final name.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} already exists; choose another name or pass overwrite=True (--force).")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def prepare_out_dir(out_dir: str | os.PathLike, *, force: bool = False) -> Path:
+    """Create an output directory, refusing to write into a non-empty one.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Directory for a run's outputs; created with its parents if absent.
+    force : bool
+        Allow a directory that already holds files (files of the same names are
+        replaced; nothing else is touched). Default is False.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    InputError
+        If ``out_dir`` is a file, or holds files and ``force`` is False.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a directory name.")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise InputError(f"output directory {out} is not empty; choose a new directory or pass --force.")
+    out.mkdir(parents=True, exist_ok=True)
+    return out

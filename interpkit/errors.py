@@ -1,0 +1,49 @@
+"""Exception and warning types raised by interpkit and its plugins.
+
+Every error that a user can cause (bad input, a model that cannot serve a method, a
+broken plugin) is an :class:`InterpkitError`. The CLI prints these as one line and
+exits with status 2; anything else is a bug and keeps its traceback.
+
+The concrete classes also derive from the matching built-in type (``ValueError``,
+``TypeError``, ``FileNotFoundError``), so ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InterpkitError",
+    "InputError",
+    "InputTypeError",
+    "MissingFileError",
+    "CapabilityError",
+    "PluginError",
+    "InterpkitWarning",
+]
+
+
+class InterpkitError(Exception):
+    """Base class of every error a user can cause; the CLI reports it in one line."""
+
+
+class InputError(InterpkitError, ValueError):
+    """An argument, file or record has the wrong value, shape or content."""
+
+
+class InputTypeError(InterpkitError, TypeError):
+    """An argument has the wrong type."""
+
+
+class MissingFileError(InterpkitError, FileNotFoundError):
+    """A file the user named does not exist or cannot be read."""
+
+
+class CapabilityError(InterpkitError):
+    """A model or backend cannot provide what a method needs (e.g. gradients)."""
+
+
+class PluginError(InterpkitError):
+    """A plugin failed to import or register, or two plugins claim one name."""
+
+
+class InterpkitWarning(UserWarning):
+    """Warnings from interpkit; filter them with ``warnings.simplefilter(..., InterpkitWarning)``."""
