@@ -1,3 +1,46 @@
-"""interpkit: interpret trained genomics sequence models."""
+"""interpkit: explain what trained genomics sequence models have learned.
+
+The core defines the model interfaces (:class:`Predictor`, :class:`LayerProbe`),
+sequence and motif handling, results and the plugin system; backends (PyTorch,
+Keras, ONNX, numpy), methods and model architectures are plugins found through the
+``interpkit`` entry-point group. Importing interpkit imports no deep-learning framework.
+
+Plugin authors need only ``from interpkit import hookimpl`` and the spec classes.
+"""
 
 __version__ = "0.1.0"
+
+from interpkit.api import describe_model, load, run
+from interpkit.errors import (
+    CapabilityError,
+    InputError,
+    InputTypeError,
+    InterpkitError,
+    InterpkitWarning,
+    MissingFileError,
+    PluginError,
+)
+from interpkit.params import BATCH_SIZE, RANDOM_STATE, TARGET, VERBOSE, Param
+from interpkit.plugins import get_plugin_manager, get_registry, hookimpl
+from interpkit.predictor import LAYOUTS, Capability, InputSpec, Predictor, capabilities_of
+from interpkit.probe import Geometry, LayerInfo, LayerProbe, layer_table, receptive_fields
+from interpkit.results import Result
+from interpkit.specs import BackendSpec, MethodSpec, ModelSpec
+from interpkit.tables import Table
+
+__all__ = [
+    "__version__",
+    # verbs
+    "load", "run", "describe_model",
+    # interfaces
+    "Predictor", "LayerProbe", "InputSpec", "LayerInfo", "Geometry", "Capability", "LAYOUTS",
+    "capabilities_of", "receptive_fields", "layer_table",
+    # results
+    "Result", "Table",
+    # plugins
+    "hookimpl", "get_plugin_manager", "get_registry", "MethodSpec", "BackendSpec", "ModelSpec",
+    "Param", "BATCH_SIZE", "TARGET", "RANDOM_STATE", "VERBOSE",
+    # errors
+    "InterpkitError", "InputError", "InputTypeError", "MissingFileError", "CapabilityError", "PluginError",
+    "InterpkitWarning",
+]

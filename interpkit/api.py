@@ -1,0 +1,209 @@
+"""The two verbs everything else builds on: :func:`load` a model, :func:`run` a method."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from interpkit import __version__
+from interpkit.errors import CapabilityError, MissingFileError, PluginError
+from interpkit.plugins import Registry, get_registry
+from interpkit.predictor import Predictor, capabilities_of
+from interpkit.probe import LayerProbe, layer_table
+from interpkit.results import Result
+from interpkit.validation import check_one_hot
+
+__all__ = ["load", "run", "describe_model"]
+
+
+def _backend_of(model: Any) -> str:
+    return getattr(model, "backend_name", None) or type(model).__module__.split(".")[0]
+
+
+def load(
+    source: Any,
+    *,
+    backend: str | None = None,
+    arch: str | None = None,
+    registry: Registry | None = None,
+    **options: Any,
+) -> Predictor:
+    """Load a model through whichever backend (or architecture plugin) claims it.
+
+    Parameters
+    ----------
+    source : path-like, str or object
+        A checkpoint file, or an in-memory framework model, or a Predictor (returned
+        as is).
+    backend : str or None
+        Force a backend by name ("torch", "keras", "onnx", "numpy"). Default is None
+        (chosen from the file suffix or the object's type).
+    arch : str or None
+        A named architecture from a model plugin (e.g. "basset") for checkpoints that
+        hold weights only. Default is None.
+    registry : Registry or None
+        Plugin registry to use. Default is None (the installed plugins).
+    **options
+        Passed to the backend or architecture loader (e.g. ``layout``, ``alphabet``,
+        ``trust``).
+
+    Returns
+    -------
+    Predictor
+
+    Raises
+    ------
+    MissingFileError
+        If ``source`` is a path that does not exist.
+    PluginError
+        If no backend claims the source, several do, or the named backend or
+        architecture is unknown.
+    CapabilityError
+        If the backend's framework is not installed.
+    """
+    if isinstance(source, Predictor) and backend is None and arch is None:
+        return source
+    registry = registry or get_registry()
+    if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
+        raise MissingFileError(f"model file {source} does not exist.")
+    if arch is not None:
+        spec = registry.get("models", arch)
+        model = spec.resolve()(source, **options)
+        if isinstance(model, Predictor):
+            return model
+        source, backend, options = model, spec.backend, {}
+    if backend is not None:
+        spec = registry.get("backends", backend)
+    else:
+        claimed = [b for b in registry.backends.values() if b.claims_source(source)]
+        if not claimed:
+            suffixes = sorted({s for b in registry.backends.values() for s in b.suffixes})
+            raise PluginError(
+                f"no backend recognises {source!r}; known file types: {', '.join(suffixes)}. "
+                "Pass backend=... (--backend), or arch=... (--arch) for a weights-only checkpoint."
+            )
+        if len(claimed) > 1:
+            names = ", ".join(b.name for b in claimed)
+            raise PluginError(f"several backends claim {source!r} ({names}); choose one with backend=... (--backend).")
+        spec = claimed[0]
+    if not spec.available():
+        raise CapabilityError(f"cannot load {source!r}: {spec.missing_message()}.")
+    return spec.resolve()(source, **options)
+
+
+def _read_X(X: Any, model: Predictor) -> tuple[np.ndarray, tuple[str, ...]]:
+    spec = model.input_spec
+    if isinstance(X, (str, os.PathLike)):
+        from interpkit.sequences import read_sequences
+
+        names, arr = read_sequences(X, alphabet=spec.alphabet, length=spec.length)
+        return arr, tuple(names)
+    arr = check_one_hot(X, "X", length=spec.length)
+    return arr, tuple(f"seq{i}" for i in range(len(arr)))
+
+
+def run(
+    method: str,
+    model: Any,
+    X: Any,
+    *,
+    names: Sequence[str] | None = None,
+    registry: Registry | None = None,
+    **options: Any,
+) -> Result:
+    """Run a registered method on a model and sequences.
+
+    Parameters
+    ----------
+    method : str
+        A method name, as listed by ``interpkit plugins``.
+    model : Predictor, path or framework object
+        Anything :func:`load` accepts.
+    X : ndarray of shape (N, 4, L) float32, or path
+        One-hot sequences, or a FASTA / ``.npy`` file read with
+        :func:`interpkit.sequences.read_sequences`.
+    names : sequence of str or None
+        Sequence names (default: the FASTA names, else "seq0", "seq1", ...).
+    registry : Registry or None
+        Default is None (the installed plugins).
+    **options
+        The method's declared options; unknown names are an error.
+
+    Returns
+    -------
+    Result
+        With ``params`` filled in and ``provenance`` naming interpkit, the plugin and
+        the model.
+
+    Raises
+    ------
+    PluginError
+        If the method is unknown or its function does not return a Result.
+    CapabilityError
+        If the model lacks a capability the method declares; raised before any work.
+    InputError
+        For invalid sequences or options.
+    """
+    from interpkit.params import bind_params
+
+    registry = registry or get_registry()
+    spec = registry.get("methods", method)
+    model = load(model, registry=registry)
+    missing = sorted(str(c) for c in spec.requires - capabilities_of(model))
+    if missing:
+        raise CapabilityError(
+            f"method {method!r} needs {', '.join(missing)}, which model {model.name} "
+            f"(backend {_backend_of(model)}) does not provide; pick a method that needs only "
+            f"{', '.join(sorted(map(str, capabilities_of(model))))}."
+        )
+    params = bind_params(method, spec.params, options)
+    arr, default_names = _read_X(X, model)
+    names = tuple(names) if names is not None else default_names
+    func = spec.resolve()
+    kwargs = dict(params)
+    if "names" in inspect.signature(func).parameters:
+        kwargs["names"] = names
+    result = func(model, arr, **kwargs)
+    plugin = registry.plugin_of("methods", method)
+    if not isinstance(result, Result):
+        raise PluginError(f"method {method!r} (plugin {plugin.name}) returned {type(result).__name__}, not a Result.")
+    provenance = {
+        "interpkit": __version__,
+        "plugin": plugin.name,
+        "distribution": plugin.distribution,
+        "plugin_version": plugin.version,
+        "model": model.name,
+        "backend": _backend_of(model),
+        **result.provenance,
+    }
+    return dataclasses.replace(result, params={**params, **result.params}, provenance=provenance,
+                               sequence_names=result.sequence_names or names)
+
+
+def describe_model(model: Predictor) -> dict[str, Any]:
+    """What ``interpkit info`` prints: name, backend, input spec, outputs, capabilities, layers.
+
+    Returns
+    -------
+    dict
+        JSON-ready; ``layers`` is the layer table as a list of dicts (empty without
+        the LAYERS capability).
+    """
+    caps = capabilities_of(model)
+    info: dict[str, Any] = {
+        "name": model.name,
+        "backend": _backend_of(model),
+        "input": model.input_spec.describe(),
+        "outputs": list(model.output_names),
+        "capabilities": sorted(map(str, caps)),
+        "layers": [],
+    }
+    if isinstance(model, LayerProbe) and "layers" in info["capabilities"]:
+        info["layers"] = layer_table(model.layers()).records()
+    return info

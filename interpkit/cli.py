@@ -1,0 +1,161 @@
+"""The ``interpkit`` command line: thin wrappers around the library verbs.
+
+``interpkit run METHOD MODEL --sequences FILE --out DIR [options]`` builds its options
+from the method's declared :class:`~interpkit.params.Param` list, so a third-party
+method gets a CLI with no extra code. User errors print one line and exit with 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from interpkit import __version__
+from interpkit.errors import InterpkitError
+
+__all__ = ["main", "cli"]
+
+_CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 110}
+
+
+def _model_options(func: Any) -> Any:
+    for option in reversed((
+        click.option("--backend", default=None, help="Backend to load the model with (default: chosen from the file)."),
+        click.option("--arch", default=None, help="Named architecture for weights-only checkpoints (e.g. basset)."),
+    )):
+        func = option(func)
+    return func
+
+
+def _load(model: str, backend: str | None, arch: str | None) -> Any:
+    from interpkit.api import load
+
+    return load(model, backend=backend, arch=arch)
+
+
+@click.group(context_settings=_CONTEXT)
+@click.version_option(__version__, prog_name="interpkit")
+def cli() -> None:
+    """Explain what trained genomics sequence models have learned."""
+
+
+@cli.command("plugins", context_settings=_CONTEXT)
+def plugins_command() -> None:
+    """List plugins as JSON: name, distribution, version, status, hooks and what each provides."""
+    from interpkit.plugins import get_registry
+
+    registry = get_registry()
+    click.echo(json.dumps([p.describe(registry) for p in registry.plugins], indent=2))
+
+
+def _format_table(records: list[dict[str, Any]]) -> str:
+    if not records:
+        return "(none)"
+    columns = list(records[0])
+    cells = [[("" if r[c] is None else str(r[c])) for c in columns] for r in records]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+@cli.command("info", context_settings=_CONTEXT)
+@click.argument("model")
+@_model_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def info_command(model: str, backend: str | None, arch: str | None, as_json: bool) -> None:
+    """Show a model's input spec, outputs, capabilities and layer table with receptive fields (bp)."""
+    from interpkit.api import describe_model
+
+    info = describe_model(_load(model, backend, arch))
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"model: {info['name']}\nbackend: {info['backend']}")
+    click.echo("input: " + ", ".join(f"{k}={v}" for k, v in info["input"].items()))
+    click.echo(f"outputs ({len(info['outputs'])}): " + ", ".join(info["outputs"]))
+    click.echo("capabilities: " + ", ".join(info["capabilities"]))
+    click.echo("layers:\n" + _format_table(info["layers"]))
+
+
+class _MethodGroup(click.Group):
+    """``interpkit run``: one subcommand per registered method, built on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from interpkit.plugins import get_registry
+
+        return sorted(get_registry().methods)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        from interpkit.plugins import get_registry
+
+        spec = get_registry().methods.get(name)
+        return None if spec is None else _method_command(spec)
+
+
+def _method_command(spec: Any) -> click.Command:
+    def callback(model: str, sequences: str, out: str, force: bool, backend: str | None, arch: str | None,
+                 **options: Any) -> None:
+        from interpkit._io import prepare_out_dir
+        from interpkit.api import run
+
+        options = {k: v for k, v in options.items() if v is not None}
+        loaded = _load(model, backend, arch)
+        out_dir = prepare_out_dir(out, force=force)
+        result = run(spec.name, loaded, sequences, **options)
+        for path in result.write(out_dir, overwrite=force):
+            click.echo(str(path))
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
+
+    params: list[click.Parameter] = [
+        click.Argument(["model"]),
+        click.Option(["--sequences", "-s"], required=True, help="FASTA file (or .npy one-hot array) of sequences."),
+        click.Option(["--out", "-o"], required=True, help="Output directory (created; must be empty unless --force)."),
+        click.Option(["--force"], is_flag=True, help="Write into a non-empty output directory."),
+        click.Option(["--backend"], default=None, help="Backend to load the model with."),
+        click.Option(["--arch"], default=None, help="Named architecture for weights-only checkpoints."),
+    ]
+    for p in spec.params:
+        if p.type is bool:
+            params.append(click.Option([f"{p.flag}/--no-{p.flag[2:]}"], default=p.default, help=p.help))
+            continue
+        kind: Any = click.Choice(p.choices) if p.choices else p.type
+        params.append(click.Option([p.flag], type=kind, default=p.default, help=p.help, show_default=True))
+    help_text = f"{spec.summary}\n\nSource: {spec.source}" if spec.source else spec.summary
+    return click.Command(spec.name, params=params, callback=callback, help=help_text, context_settings=_CONTEXT)
+
+
+@cli.group("run", cls=_MethodGroup, context_settings=_CONTEXT)
+def run_group() -> None:
+    """Run one method: interpkit run METHOD MODEL --sequences FILE --out DIR [options]."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``interpkit`` command; returns the exit status.
+
+    0 on success, 2 for a user error (one line on stderr, no traceback), click's own
+    status for usage errors.
+    """
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="interpkit", standalone_mode=False)
+    except InterpkitError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Declared method parameters, from which ``interpkit run METHOD --help`` is generated.
+
+The shared tail (``batch_size``, ``target``, ``random_state``, ``verbose``) is defined
+once here, so every method that takes one uses the same name, type and default.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from interpkit.errors import InputError, InputTypeError
+
+__all__ = ["Param", "BATCH_SIZE", "TARGET", "RANDOM_STATE", "VERBOSE", "bind_params"]
+
+_TYPES = (int, float, str, bool)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One option of a method.
+
+    Attributes
+    ----------
+    name : str
+        Python keyword name (``batch_size``); the CLI flag is ``--batch-size``.
+    type : type
+        One of int, float, str, bool.
+    default : Any
+        Default value; None means "optional, unset" and is always accepted.
+    help : str
+        One line for ``--help`` and the docs, with units.
+    choices : tuple of str or None
+        Allowed values for a str option. Default is None.
+    min, max : float or None
+        Inclusive bounds for numbers. Default is None.
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise InputError(f"Param name {self.name!r} must be a Python identifier.")
+        if self.type not in _TYPES:
+            raise InputTypeError(f"Param {self.name!r}: type must be one of int, float, str, bool.")
+        if self.default is not None:
+            self.validate(self.default)
+
+    @property
+    def flag(self) -> str:
+        """The CLI flag, e.g. ``--batch-size``."""
+        return "--" + self.name.replace("_", "-")
+
+    def validate(self, value: Any) -> Any:
+        """Check (and for float, widen int) a value; returns it.
+
+        Raises
+        ------
+        InputTypeError
+            Wrong type (bool is never accepted as a number).
+        InputError
+            Out of bounds or not among ``choices``.
+        """
+        if value is None:
+            return None
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) != (self.type is bool) or not isinstance(value, self.type):
+            raise InputTypeError(f"{self.name} must be {self.type.__name__}, got {type(value).__name__} ({value!r}).")
+        if self.choices is not None and value not in self.choices:
+            raise InputError(f"{self.name} == {value!r}, must be one of {', '.join(map(repr, self.choices))}.")
+        if self.min is not None and value < self.min:
+            raise InputError(f"{self.name} == {value!r}, must be >= {self.min}.")
+        if self.max is not None and value > self.max:
+            raise InputError(f"{self.name} == {value!r}, must be <= {self.max}.")
+        return value
+
+
+BATCH_SIZE = Param("batch_size", int, None, "Sequences per forward pass; unset lets the backend choose.", min=1)
+TARGET = Param("target", int, None, "Output column index (0-based); unset means every output.", min=0)
+RANDOM_STATE = Param("random_state", int, 0, "Seed for every random draw; the same seed gives the same result.", min=0)
+VERBOSE = Param("verbose", bool, False, "Show progress bars on long work.")
+
+
+def bind_params(method: str, params: Sequence[Param], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate user options against declared parameters and fill defaults.
+
+    Returns
+    -------
+    dict
+        Every declared parameter by name.
+
+    Raises
+    ------
+    InputError
+        For an unknown option (close names suggested) or an invalid value.
+    """
+    by_name = {p.name: p for p in params}
+    for key in options:
+        if key not in by_name:
+            close = difflib.get_close_matches(key, list(by_name), n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            known = ", ".join(by_name) or "none"
+            raise InputError(f"method {method!r} has no option {key!r}.{hint} Its options: {known}.")
+    return {name: p.validate(options.get(name, p.default)) for name, p in by_name.items()}

@@ -1,0 +1,344 @@
+"""The ``LayerProbe`` interface and receptive-field algebra.
+
+A layer table lists a model's layers with their geometry. From it,
+:func:`receptive_fields` computes for every layer output its receptive field (bp),
+its jump (the product of strides below it, bp between adjacent output positions)
+and its start (the input position, possibly negative inside padding, of the first
+base seen by output position 0). Output position ``j`` of a layer sees input
+positions ``start + j * jump`` to ``start + j * jump + receptive_field - 1``.
+
+Recurrence for a convolution or pool with kernel k, stride s, dilation d and left
+padding p on top of an input with geometry (r, j, start) (Araujo et al., Distill
+2019, "Computing receptive fields of convolutional neural networks"):
+
+    k_eff = d * (k - 1) + 1
+    r'    = r + (k_eff - 1) * j
+    j'    = j * s
+    start'= start - p * j
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from interpkit.errors import CapabilityError, InputError
+from interpkit.tables import Table
+
+__all__ = [
+    "LAYER_KINDS",
+    "LayerInfo",
+    "Geometry",
+    "receptive_fields",
+    "resolve_layer",
+    "layer_table",
+    "LayerProbe",
+]
+
+#: Kinds whose output position j depends on a window of the input (use kernel/stride/...).
+LOCAL_KINDS = ("conv", "maxpool", "avgpool")
+#: Kinds whose output mixes every position: geometry becomes "whole input".
+GLOBAL_KINDS = ("dense", "flatten", "global_pool", "recurrent", "attention")
+#: Kinds that act position by position (or merge aligned branches) and keep geometry.
+POINTWISE_KINDS = ("activation", "norm", "dropout", "add", "multiply", "concat", "identity", "other")
+LAYER_KINDS = LOCAL_KINDS + GLOBAL_KINDS + POINTWISE_KINDS
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One layer of a model, in the model's own naming, with its 1-D geometry.
+
+    Attributes
+    ----------
+    name : str
+        The framework's own layer name (e.g. "conv1", "sequential.0").
+    kind : str
+        One of :data:`LAYER_KINDS`: "conv", "maxpool", "avgpool" are local;
+        "dense", "flatten", "global_pool", "recurrent", "attention" see the whole
+        input; the rest ("activation", "norm", "dropout", "add", ...) keep positions.
+    kernel_size : int
+        Kernel (or pool) size along the sequence, bp of its input. Default is 1.
+    stride : int
+        Default is 1.
+    dilation : int
+        Default is 1.
+    padding : int
+        Zero padding added on the left of the sequence axis (for "same" padding the
+        backend gives (k_eff - 1) // 2). Default is 0.
+    channels : int or None
+        Output channels (filters, units). Default is None (unknown).
+    inputs : tuple of str
+        Names of the layers feeding this one; empty means the previous layer of the
+        table (or the model input for the first layer). Default is ().
+    activation : str or None
+        Activation fused into the layer (e.g. Keras ``Conv1D(activation="relu")``).
+        Default is None.
+    """
+
+    name: str
+    kind: str
+    kernel_size: int = 1
+    stride: int = 1
+    dilation: int = 1
+    padding: int = 0
+    channels: int | None = None
+    inputs: tuple[str, ...] = ()
+    activation: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in LAYER_KINDS:
+            raise InputError(f"LayerInfo {self.name!r}: kind {self.kind!r} is not one of {', '.join(LAYER_KINDS)}.")
+        for attr, low in (("kernel_size", 1), ("stride", 1), ("dilation", 1), ("padding", 0)):
+            value = getattr(self, attr)
+            if not isinstance(value, (int, np.integer)) or value < low:
+                raise InputError(f"LayerInfo {self.name!r}: {attr} == {value!r}, must be an int >= {low}.")
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+
+    @property
+    def pool_size(self) -> int | None:
+        """The pool size for "maxpool"/"avgpool" layers (= kernel_size), else None."""
+        return self.kernel_size if self.kind in ("maxpool", "avgpool") else None
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a layer's output positions sit in input coordinates (all in bp).
+
+    ``receptive_field``, ``jump`` and ``start`` are None after a layer that mixes
+    every position (dense, flatten, global pool): its receptive field is the whole input.
+    """
+
+    receptive_field: int | None
+    jump: int | None
+    start: int | None
+
+    @property
+    def is_global(self) -> bool:
+        """True when each output sees the whole input."""
+        return self.receptive_field is None
+
+    def window(self, position: int) -> tuple[int, int]:
+        """Half-open input interval [begin, end) seen by output ``position``.
+
+        Raises
+        ------
+        InputError
+            For a global layer (no window).
+        """
+        if self.is_global:
+            raise InputError("a global layer's outputs see the whole input; there is no window.")
+        begin = self.start + position * self.jump
+        return begin, begin + self.receptive_field
+
+
+_INPUT = Geometry(receptive_field=1, jump=1, start=0)
+_GLOBAL = Geometry(None, None, None)
+
+
+def _merge(name: str, parents: list[Geometry]) -> Geometry:
+    if any(g.is_global for g in parents):
+        return _GLOBAL
+    jumps = {g.jump for g in parents}
+    if len(jumps) > 1:
+        raise InputError(f"layer {name!r} merges inputs with different jumps {sorted(jumps)}; cannot align them.")
+    start = min(g.start for g in parents)
+    end = max(g.start + g.receptive_field for g in parents)
+    return Geometry(end - start, parents[0].jump, start)
+
+
+def receptive_fields(layers: Sequence[LayerInfo]) -> list[Geometry]:
+    """Receptive field, jump and start of every layer's output.
+
+    Parameters
+    ----------
+    layers : sequence of LayerInfo
+        In execution order. A layer with ``inputs`` merges those layers' outputs
+        (residual additions, concatenations): the merged window spans all of them.
+
+    Returns
+    -------
+    list of Geometry
+        One per layer, same order.
+
+    Raises
+    ------
+    InputError
+        If a layer names an unknown input, or merges inputs with different jumps.
+
+    Examples
+    --------
+    Basset's stack conv19-pool3-conv11-pool4-conv7-pool4 (no padding): receptive
+    fields 19, 21, 51, 60, 132, 168 bp with jumps 1, 3, 3, 12, 12, 48.
+    """
+    out: dict[str, Geometry] = {}
+    result: list[Geometry] = []
+    previous = _INPUT
+    for layer in layers:
+        if layer.inputs:
+            missing = [n for n in layer.inputs if n not in out]
+            if missing:
+                raise InputError(f"layer {layer.name!r} takes input from unknown layer(s) {missing}.")
+            parent = _merge(layer.name, [out[n] for n in layer.inputs])
+        else:
+            parent = previous
+        if layer.kind in GLOBAL_KINDS or parent.is_global:
+            geom = _GLOBAL
+        elif layer.kind in LOCAL_KINDS:
+            k_eff = layer.dilation * (layer.kernel_size - 1) + 1
+            geom = Geometry(
+                parent.receptive_field + (k_eff - 1) * parent.jump,
+                parent.jump * layer.stride,
+                parent.start - layer.padding * parent.jump,
+            )
+        else:
+            geom = parent
+        out[layer.name] = geom
+        result.append(geom)
+        previous = geom
+    return result
+
+
+def resolve_layer(layers: Sequence[LayerInfo], layer: str | int) -> tuple[int, LayerInfo]:
+    """Find a layer by name or by index in the layer table.
+
+    Returns
+    -------
+    (index, LayerInfo)
+
+    Raises
+    ------
+    InputError
+        If no layer matches; the message suggests close names.
+    """
+    if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
+        if not 0 <= layer < len(layers):
+            raise InputError(f"layer index {layer} is out of range; the model has {len(layers)} layers (0-based).")
+        return int(layer), layers[layer]
+    names = [info.name for info in layers]
+    if layer in names:
+        return names.index(layer), layers[names.index(layer)]
+    close = difflib.get_close_matches(str(layer), names, n=3)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise InputError(f"no layer named {layer!r}.{hint} Run `interpkit info MODEL` to list the layers.")
+
+
+def layer_table(layers: Sequence[LayerInfo]) -> Table:
+    """The layer table with geometry, as printed by ``interpkit info``.
+
+    Columns: index, name, kind, kernel_size, stride, dilation, padding, pool_size,
+    channels, receptive_field (bp, "all" for global), jump (bp), start (bp).
+    """
+    geoms = receptive_fields(layers)
+    rows = []
+    for i, (info, geom) in enumerate(zip(layers, geoms)):
+        rows.append((
+            i, info.name, info.kind, info.kernel_size, info.stride, info.dilation, info.padding,
+            info.pool_size, info.channels,
+            "all" if geom.is_global else geom.receptive_field,
+            "" if geom.is_global else geom.jump,
+            "" if geom.is_global else geom.start,
+        ))
+    columns = ("index", "name", "kind", "kernel_size", "stride", "dilation", "padding", "pool_size",
+               "channels", "receptive_field", "jump", "start")
+    return Table(columns, tuple(rows))
+
+
+class LayerProbe:
+    """Access to a model's layers: the layer table, activations, single neurons.
+
+    Backends mix this into their model class next to :class:`~interpkit.predictor.Predictor`
+    and override what they can; :func:`interpkit.predictor.capabilities_of` reports
+    the overridden parts as capabilities (LAYERS, NEURON, POOL_INPUTS). Layers are
+    named by the framework's own names; an int index into :meth:`layers` also works.
+    """
+
+    def layers(self) -> Sequence[LayerInfo]:
+        """The layer table in execution order.
+
+        Raises
+        ------
+        CapabilityError
+            If the backend cannot list layers.
+        """
+        raise CapabilityError(f"{type(self).__name__} cannot list its layers (no LAYERS capability).")
+
+    def activations(
+        self, X: np.ndarray, layer: str | int, *, pre_activation: bool = False, batch_size: int | None = None
+    ) -> np.ndarray:
+        """Output of one layer for one-hot input.
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, 4, L), float32
+        layer : str or int
+            Layer name or index in :meth:`layers`.
+        pre_activation : bool
+            For a layer with a fused activation, return the values before it.
+            Default is False.
+        batch_size : int or None
+            Default is None (backend's choice).
+
+        Returns
+        -------
+        A : ndarray of shape (N, C, L'), float32
+            Channels first; L' = 1 for dense layers.
+
+        Raises
+        ------
+        CapabilityError
+            If the backend cannot expose activations.
+        InputError
+            If ``layer`` does not exist.
+        """
+        raise CapabilityError(f"{type(self).__name__} cannot expose activations (no LAYERS capability).")
+
+    def neuron(self, layer: str | int, channel: int, W: np.ndarray) -> np.ndarray:
+        """One convolutional neuron as a function of its receptive-field window.
+
+        Parameters
+        ----------
+        layer : str or int
+        channel : int
+        W : ndarray of shape (M, 4, R), float32
+            One-hot windows, R = the layer's receptive field in bp.
+
+        Returns
+        -------
+        values : ndarray of shape (M,), float32
+            The neuron's activation at the output position whose window is W
+            (no padding involved).
+
+        Raises
+        ------
+        CapabilityError
+            If the backend has no NEURON capability.
+        """
+        raise CapabilityError(f"{type(self).__name__} cannot evaluate single neurons (no NEURON capability).")
+
+    def neuron_gradient(self, layer: str | int, channel: int, W: np.ndarray) -> np.ndarray:
+        """Gradient of :meth:`neuron` with respect to the window, shape (M, 4, R), float32.
+
+        Raises
+        ------
+        CapabilityError
+            If the backend has no gradients for single neurons.
+        """
+        raise CapabilityError(f"{type(self).__name__} has no neuron gradients.")
+
+    def pool_inputs(self, X: np.ndarray, layer: str | int) -> dict[str, np.ndarray]:
+        """Feature maps entering each max-pool at or below ``layer``.
+
+        Returns
+        -------
+        dict of str to ndarray of shape (N, C, L'), float32
+            Max-pool layer name -> its input, deepest last.
+
+        Raises
+        ------
+        CapabilityError
+            If the backend has no POOL_INPUTS capability.
+        """
+        raise CapabilityError(f"{type(self).__name__} cannot expose max-pool inputs (no POOL_INPUTS capability).")

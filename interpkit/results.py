@@ -1,0 +1,164 @@
+"""Result types: what every method returns, able to write itself to files.
+
+A method returns one :class:`Result`: named arrays (shapes documented by the method),
+named tables, motifs, the parameters it ran with, the provenance (interpkit version,
+the plugin and its version, the model) and an optional convergence ``delta``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from interpkit._io import atomic_write
+from interpkit.errors import InputError
+from interpkit.tables import Table
+
+if TYPE_CHECKING:
+    from interpkit.motifs import Motif
+
+__all__ = ["Result"]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Result:
+    """The output of one method run.
+
+    Attributes
+    ----------
+    method : str
+        The method's registered name; also the stem of every file written.
+    arrays : mapping of str to ndarray
+        Named arrays; each method documents their shapes and units.
+    tables : mapping of str to Table
+        Named tables (written as TSV).
+    motifs : tuple of Motif
+        Motifs found (written as MEME).
+    params : mapping
+        The options the method ran with, defaults filled in.
+    provenance : mapping
+        interpkit version, plugin name/distribution/version, model name and backend.
+    sequence_names : tuple of str
+        Names of the N input sequences, in order.
+    delta : ndarray or None
+        Convergence delta where the method has one (e.g. DeepLIFT), shape per method.
+    warnings : tuple of str
+        Problems the user should see in the report.
+    """
+
+    method: str
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+    tables: Mapping[str, Table] = field(default_factory=dict)
+    motifs: tuple[Motif, ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    sequence_names: tuple[str, ...] = ()
+    delta: np.ndarray | None = None
+    warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name, arr in self.arrays.items():
+            if not isinstance(arr, np.ndarray):
+                raise InputError(f"Result {self.method!r}: array {name!r} is {type(arr).__name__}, not an ndarray.")
+        for name, table in self.tables.items():
+            if not isinstance(table, Table):
+                raise InputError(f"Result {self.method!r}: table {name!r} is {type(table).__name__}, not a Table.")
+        object.__setattr__(self, "motifs", tuple(self.motifs))
+        object.__setattr__(self, "sequence_names", tuple(self.sequence_names))
+        object.__setattr__(self, "warnings", tuple(self.warnings))
+
+    def write(self, out_dir: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
+        """Write every part of the result into ``out_dir`` (which must exist).
+
+        Files: ``<method>.npz`` (arrays, plus ``delta`` and ``sequence_names``),
+        ``<method>_<table>.tsv`` per table, ``<method>.meme`` when there are motifs,
+        and ``<method>.json`` (params, provenance, warnings and the list of files).
+        Each file is written atomically.
+
+        Returns
+        -------
+        list of Path
+            The files written, the JSON manifest last.
+
+        Raises
+        ------
+        InputError
+            If a file exists and ``overwrite`` is False.
+        """
+        out = Path(out_dir)
+        written: list[Path] = []
+        arrays = dict(self.arrays)
+        if self.delta is not None:
+            arrays["delta"] = self.delta
+        if self.sequence_names:
+            arrays["sequence_names"] = np.array(self.sequence_names)
+        if arrays:
+            path = out / f"{self.method}.npz"
+            with atomic_write(path, mode="wb", overwrite=overwrite) as handle:
+                np.savez_compressed(handle, **arrays)
+            written.append(path)
+        for name, table in self.tables.items():
+            path = out / f"{self.method}_{name}.tsv"
+            table.to_tsv(path, overwrite=overwrite)
+            written.append(path)
+        if self.motifs:
+            from interpkit.meme import write_meme
+
+            path = out / f"{self.method}.meme"
+            write_meme(path, self.motifs, overwrite=overwrite)
+            written.append(path)
+        manifest = out / f"{self.method}.json"
+        body = {
+            "method": self.method,
+            "params": _jsonable(self.params),
+            "provenance": _jsonable(self.provenance),
+            "warnings": list(self.warnings),
+            "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
+            "files": [p.name for p in written],
+        }
+        with atomic_write(manifest, overwrite=overwrite) as handle:
+            json.dump(body, handle, indent=2)
+        return [*written, manifest]
+
+    def report_section(self, *, max_rows: int = 50) -> str:
+        """An HTML fragment for the run report: parameters, warnings and tables.
+
+        Methods with figures subclass :class:`Result` and extend this.
+        """
+        esc = html.escape
+        parts = [f"<section class='result' id='{esc(self.method)}'><h2>{esc(self.method)}</h2>"]
+        if self.warnings:
+            parts.append("<ul class='warnings'>" + "".join(f"<li>{esc(w)}</li>" for w in self.warnings) + "</ul>")
+        params = "".join(f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in self.params.items())
+        parts.append(f"<table class='params'>{params}</table>")
+        for name, table in self.tables.items():
+            head = "".join(f"<th>{esc(c)}</th>" for c in table.columns)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{esc('' if v is None else str(v))}</td>" for v in row) + "</tr>"
+                for row in table.rows[:max_rows]
+            )
+            more = f"<p>{len(table) - max_rows} more rows in the TSV file.</p>" if len(table) > max_rows else ""
+            parts.append(f"<h3>{esc(name)}</h3><table class='sortable'><tr>{head}</tr>{body}</table>{more}")
+        parts.append("</section>")
+        return "".join(parts)

@@ -1,0 +1,173 @@
+"""What plugins register: small frozen dataclasses, one per kind of thing.
+
+Callables may be given as ``"module:attribute"`` strings, resolved on first use, so a
+plugin can register without importing torch or tensorflow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from interpkit.errors import PluginError
+from interpkit.params import Param
+from interpkit.predictor import Capability
+
+__all__ = ["MethodSpec", "BackendSpec", "ModelSpec", "resolve_callable"]
+
+
+def resolve_callable(ref: Callable | str, owner: str) -> Callable:
+    """Return ``ref`` itself, or import ``"module:attribute"``.
+
+    Raises
+    ------
+    PluginError
+        If the module or attribute cannot be imported; names ``owner``.
+    """
+    if callable(ref):
+        return ref
+    module_name, _, attr = ref.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise PluginError(f"{owner}: cannot import {ref!r}: {type(exc).__name__}: {exc}") from exc
+    if not callable(obj):
+        raise PluginError(f"{owner}: {ref!r} is not callable.")
+    return obj
+
+
+def _caps(values: Any) -> frozenset[Capability]:
+    return frozenset(Capability(v) for v in values)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """An interpretation method.
+
+    Attributes
+    ----------
+    name : str
+        The verb users type: ``interpkit run NAME`` / ``interpkit.run("NAME", ...)``.
+    func : callable or str
+        ``func(model, X, **options) -> Result``; may also accept ``names`` (the
+        sequence names) as a keyword, which :func:`interpkit.run` then passes.
+    summary : str
+        One line for listings.
+    requires : frozenset of Capability
+        What the model must provide. Default is {PREDICT}.
+    params : tuple of Param
+        Declared options; the CLI and docs are generated from them.
+    source : str
+        The paper (and equation) the method implements.
+    """
+
+    name: str
+    func: Callable | str
+    summary: str
+    requires: frozenset[Capability] = frozenset({Capability.PREDICT})
+    params: tuple[Param, ...] = ()
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "requires", _caps(self.requires))
+        object.__setattr__(self, "params", tuple(self.params))
+
+    def resolve(self) -> Callable:
+        """The method's function, imported on first use."""
+        return resolve_callable(self.func, f"method {self.name!r}")
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A framework backend: turns a file or an in-memory model into a Predictor.
+
+    Attributes
+    ----------
+    name : str
+        e.g. "torch", "keras", "onnx".
+    load : callable or str
+        ``load(source, **options) -> Predictor``; ``source`` is a path or an
+        in-memory framework model.
+    summary : str
+    suffixes : tuple of str
+        File suffixes this backend claims (".pth", ".h5", ...). Default is ().
+    claims : callable or None
+        ``claims(source) -> bool`` for in-memory objects (must be cheap and must not
+        import the framework). Default is None.
+    requires : tuple of str
+        Importable modules the backend needs (e.g. "torch"). Default is ().
+    extra : str or None
+        The pip extra that installs them ("torch" for ``interpkit[torch]``).
+    capabilities : frozenset of Capability
+        The most this backend can provide. Default is {PREDICT}.
+    """
+
+    name: str
+    load: Callable | str
+    summary: str
+    suffixes: tuple[str, ...] = ()
+    claims: Callable[[Any], bool] | None = None
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+    capabilities: frozenset[Capability] = frozenset({Capability.PREDICT})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "capabilities", _caps(self.capabilities))
+        object.__setattr__(self, "suffixes", tuple(s.lower() for s in self.suffixes))
+
+    def available(self) -> bool:
+        """Whether every module in ``requires`` is installed (checked without importing it)."""
+        return all(importlib.util.find_spec(m) is not None for m in self.requires)
+
+    def missing_message(self) -> str:
+        """What to install when :meth:`available` is False."""
+        extra = f" (pip install 'interpkit[{self.extra}]')" if self.extra else ""
+        return f"the {self.name} backend needs {', '.join(self.requires)}{extra}"
+
+    def claims_source(self, source: Any) -> bool:
+        """Whether this backend recognises ``source`` by its suffix or its ``claims`` test."""
+        if isinstance(source, (str, os.PathLike)):
+            name = Path(source).name.lower()
+            if any(name.endswith(s) for s in self.suffixes):
+                return True
+        return bool(self.claims and self.claims(source))
+
+    def resolve(self) -> Callable:
+        """The backend's loader, imported on first use."""
+        return resolve_callable(self.load, f"backend {self.name!r}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A named architecture from a model plugin (``interpkit.load(path, arch=NAME)``).
+
+    Attributes
+    ----------
+    name : str
+        e.g. "basset", "explainn".
+    backend : str
+        The backend that runs it.
+    load : callable or str
+        ``load(source, **options)`` returning a Predictor, or a framework model that
+        the ``backend`` then wraps (e.g. an ``nn.Module`` built from a state_dict).
+    summary : str
+    source : str
+        The paper or repository the architecture comes from.
+    """
+
+    name: str
+    backend: str
+    load: Callable | str
+    summary: str
+    source: str = ""
+
+    def resolve(self) -> Callable:
+        """The architecture's loader, imported on first use."""
+        return resolve_callable(self.load, f"model {self.name!r}")

@@ -1,0 +1,250 @@
+"""The analytic PWM-scanning model: every output and gradient in closed form.
+
+For motifs m = 1..M with PWMs P_m of shape (4, w) (log2-odds, zero-padded on the
+right to the common width w), a one-hot sequence X of shape (4, L) gets window scores
+
+    S[m, i] = sum_{b, j} P_m[b, j] * X[b, i + j],        i = 0 .. L - w
+
+(with ``both_strands`` the larger of S and the same score of the reverse-complement
+PWM), and output m is ``max_i S[m, i]`` (reduction "max") or ``sum_i S[m, i]``
+("sum"), in bits. An all-zero (N) column contributes 0. This is the scoring of
+Stormo (2000), Bioinformatics 16:16-23, written as a one-layer convolutional model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from interpkit import InputSpec, LayerInfo, LayerProbe, Predictor
+from interpkit.errors import InputError
+from interpkit.probe import resolve_layer
+from interpkit.validation import check_choice, check_one_hot, check_scalar
+
+__all__ = ["PWMScanModel", "load"]
+
+_DEFAULT_BATCH = 1024
+
+
+class PWMScanModel(Predictor, LayerProbe):
+    """Scan one-hot sequences with PWMs; one output per PWM.
+
+    Parameters
+    ----------
+    pwms : sequence of array-like of shape (4, w_m)
+        Log-odds matrices in bits, alphabet first. Must be finite; shorter ones are
+        zero-padded on the right to the widest.
+    names : sequence of str
+        Output names, one per PWM.
+    reduction : {"max", "sum"}
+        How window scores become the output. Default is "max".
+    both_strands : bool
+        Score each window as the larger of the forward and reverse-complement PWM
+        scores. Default is False.
+    alphabet : {"ACGT", "ACGU"}
+        Default is "ACGT".
+
+    Raises
+    ------
+    InputError
+        For non-finite PWMs (pass a pseudocount when converting from PPMs), a wrong
+        number of names, or an unknown reduction.
+
+    Notes
+    -----
+    Layers: ``scan`` (conv, kernel w, M channels: the window scores S) and ``pool``
+    (global max or sum over positions). The receptive field of ``scan`` is w bp.
+    """
+
+    backend_name = "numpy"
+
+    def __init__(
+        self,
+        pwms: Sequence[np.ndarray],
+        names: Sequence[str],
+        *,
+        reduction: str = "max",
+        both_strands: bool = False,
+        alphabet: str = "ACGT",
+        model_name: str = "PWMScanModel",
+    ) -> None:
+        mats = [np.asarray(p, dtype=np.float64) for p in pwms]
+        if not mats or any(m.ndim != 2 or m.shape[0] != 4 for m in mats):
+            raise InputError("pwms must be a non-empty list of (4, w) matrices.")
+        if not all(np.isfinite(m).all() for m in mats):
+            raise InputError("pwms hold -inf or NaN; convert PPMs with a pseudocount (e.g. ppm_to_pwm(p, pseudocount=0.01)).")
+        if len(names) != len(mats):
+            raise InputError(f"{len(names)} names for {len(mats)} PWMs; give one name per PWM.")
+        self.reduction = check_choice(reduction, "reduction", ("max", "sum"))
+        self.both_strands = bool(both_strands)
+        width = max(m.shape[1] for m in mats)
+        self.pwms = np.zeros((len(mats), 4, width))
+        for k, m in enumerate(mats):
+            self.pwms[k, :, : m.shape[1]] = m
+        self.pwms.setflags(write=False)
+        self._names = tuple(names)
+        self._spec = InputSpec(alphabet=alphabet, length=None)
+        self._model_name = model_name
+
+    @classmethod
+    def from_meme(
+        cls,
+        path: str | os.PathLike,
+        *,
+        pseudocount: float = 0.01,
+        reduction: str = "max",
+        both_strands: bool = False,
+    ) -> PWMScanModel:
+        """Build the model from a MEME motif file.
+
+        PWMs are ``ppm_to_pwm(ppm, background=<the file's background>, pseudocount=pseudocount)``;
+        outputs are named "<id> <name>".
+
+        Parameters
+        ----------
+        path : path-like
+        pseudocount : float
+            Probability mass mixed in before the log (keeps PWMs finite). Default is 0.01.
+        reduction, both_strands
+            As in the class. Defaults are "max" and False.
+
+        Raises
+        ------
+        MissingFileError, InputError
+            From :func:`interpkit.meme.read_meme` for a missing or malformed file.
+        """
+        from interpkit.meme import read_meme
+
+        check_scalar(pseudocount, "pseudocount", (int, float), min_val=0)
+        meme = read_meme(path)
+        pwms = [m.pwm(background=meme.background, pseudocount=pseudocount) for m in meme.motifs]
+        names = [f"{m.id} {m.name}".strip() for m in meme.motifs]
+        return cls(pwms, names, reduction=reduction, both_strands=both_strands, alphabet=meme.alphabet,
+                   model_name=Path(path).name)
+
+    # -- Predictor ---------------------------------------------------------------
+    @property
+    def input_spec(self) -> InputSpec:
+        return self._spec
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self._names
+
+    @property
+    def name(self) -> str:
+        return self._model_name
+
+    @property
+    def width(self) -> int:
+        """Common PWM width w in bp (the receptive field of ``scan``)."""
+        return self.pwms.shape[2]
+
+    def _check(self, X: np.ndarray, name: str = "X") -> np.ndarray:
+        X = check_one_hot(X, name, dtype=np.float64)
+        if X.shape[2] < self.width:
+            raise InputError(
+                f"{name} has length {X.shape[2]} bp, shorter than the receptive field ({self.width} bp); "
+                "give longer sequences."
+            )
+        return X
+
+    def _scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Window scores (N, M, L-w+1) and which strand won (True = reverse)."""
+        windows = sliding_window_view(X, self.width, axis=2)  # (N, 4, L-w+1, w)
+        fwd = np.einsum("nbiw,mbw->nmi", windows, self.pwms)
+        if not self.both_strands:
+            return fwd, np.zeros(fwd.shape, dtype=bool)
+        rev = np.einsum("nbiw,mbw->nmi", windows, self.pwms[:, ::-1, ::-1])
+        return np.maximum(fwd, rev), rev > fwd
+
+    def _batches(self, n: int, batch_size: int | None) -> list[slice]:
+        size = check_scalar(batch_size, "batch_size", int, min_val=1) if batch_size is not None else _DEFAULT_BATCH
+        return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+    def predict(self, X: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
+        X = self._check(X)
+        out = np.empty((len(X), len(self._names)), dtype=np.float32)
+        for sl in self._batches(len(X), batch_size):
+            scores, _ = self._scores(X[sl])
+            out[sl] = scores.max(axis=2) if self.reduction == "max" else scores.sum(axis=2)
+        return out
+
+    def _check_target(self, target: int) -> int:
+        if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= target < len(self._names):
+            raise InputError(f"target == {target!r}, must be an int in [0, {len(self._names) - 1}].")
+        return int(target)
+
+    def gradient(self, X: np.ndarray, target: int, *, batch_size: int | None = None) -> np.ndarray:
+        X = self._check(X)
+        t = self._check_target(target)
+        grad = np.zeros_like(X)
+        fwd, rev = self.pwms[t], self.pwms[t, ::-1, ::-1]
+        for sl in self._batches(len(X), batch_size):
+            scores, is_rev = self._scores(X[sl])
+            scores, is_rev = scores[:, t], is_rev[:, t]
+            rows = np.arange(sl.start, sl.stop)
+            if self.reduction == "max":
+                best = scores.argmax(axis=1)  # first maximum, a valid subgradient
+                for n, i in zip(rows, best):
+                    grad[n, :, i : i + self.width] = rev if is_rev[n - sl.start, i] else fwd
+            else:
+                for i in range(scores.shape[1]):
+                    chosen = np.where(is_rev[:, i, None, None], rev, fwd)
+                    grad[rows, :, i : i + self.width] += chosen
+        return grad.astype(np.float32)
+
+    # -- LayerProbe --------------------------------------------------------------
+    def layers(self) -> list[LayerInfo]:
+        m = len(self._names)
+        return [
+            LayerInfo("scan", "conv", kernel_size=self.width, channels=m),
+            LayerInfo("pool", "global_pool", channels=m),
+        ]
+
+    def activations(
+        self, X: np.ndarray, layer: str | int, *, pre_activation: bool = False, batch_size: int | None = None
+    ) -> np.ndarray:
+        index, _ = resolve_layer(self.layers(), layer)
+        if index == 1:
+            return self.predict(X, batch_size=batch_size)[:, :, None]
+        X = self._check(X)
+        return np.concatenate([self._scores(X[sl])[0] for sl in self._batches(len(X), batch_size)]).astype(np.float32)
+
+    def _window_scores(self, layer: str | int, channel: int, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        index, info = resolve_layer(self.layers(), layer)
+        if index != 0:
+            raise InputError(f"layer {info.name!r} sees the whole input; single neurons exist only for 'scan'.")
+        channel = self._check_target(channel)
+        W = check_one_hot(W, "W", length=self.width, dtype=np.float64)
+        scores, is_rev = self._scores(W)
+        return scores[:, channel, 0], is_rev[:, channel, 0]
+
+    def neuron(self, layer: str | int, channel: int, W: np.ndarray) -> np.ndarray:
+        return self._window_scores(layer, channel, W)[0].astype(np.float32)
+
+    def neuron_gradient(self, layer: str | int, channel: int, W: np.ndarray) -> np.ndarray:
+        _, is_rev = self._window_scores(layer, channel, W)
+        pwm = self.pwms[channel]
+        return np.where(is_rev[:, None, None], pwm[::-1, ::-1], pwm).astype(np.float32)
+
+
+def load(source: object, **options: object) -> PWMScanModel:
+    """Backend loader: a MEME file (options as :meth:`PWMScanModel.from_meme`) or a model object.
+
+    Raises
+    ------
+    InputError
+        For an unsupported source or options given with an in-memory model.
+    """
+    if isinstance(source, PWMScanModel):
+        if options:
+            raise InputError(f"options {sorted(options)} apply only when loading a MEME file.")
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        return PWMScanModel.from_meme(source, **options)
+    raise InputError(f"the numpy backend loads MEME files or PWMScanModel objects, not {type(source).__name__}.")

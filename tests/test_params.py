@@ -1,0 +1,29 @@
+"""Declared method parameters: validation and binding."""
+
+import pytest
+
+from interpkit import BATCH_SIZE, InputError, InputTypeError, Param
+from interpkit.params import bind_params
+
+
+def test_bind_fills_defaults_and_validates():
+    params = (BATCH_SIZE, Param("mode", str, "max", "how", choices=("max", "sum")), Param("alpha", float, 0.5, "a"))
+    assert bind_params("m", params, {"alpha": 1}) == {"batch_size": None, "mode": "max", "alpha": 1.0}
+    assert Param("x", float, None, "h").flag == "--x"
+    assert BATCH_SIZE.flag == "--batch-size"
+
+
+def test_params_raises():
+    params = (BATCH_SIZE, Param("mode", str, "max", "how", choices=("max", "sum")))
+    with pytest.raises(InputError, match="no option 'batchsize'. Did you mean batch_size"):
+        bind_params("m", params, {"batchsize": 2})
+    with pytest.raises(InputError, match="batch_size == 0, must be >= 1"):
+        bind_params("m", params, {"batch_size": 0})
+    with pytest.raises(InputTypeError, match="batch_size must be int, got bool"):
+        bind_params("m", params, {"batch_size": True})
+    with pytest.raises(InputError, match="must be one of 'max', 'sum'"):
+        bind_params("m", params, {"mode": "mean"})
+    with pytest.raises(InputTypeError):
+        Param("x", list, None, "h")
+    with pytest.raises(InputError):
+        Param("not a name", int, 1, "h")

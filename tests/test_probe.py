@@ -1,0 +1,110 @@
+"""Receptive-field algebra and layer lookup, against hand-computed values."""
+
+import pytest
+
+from interpkit import InputError, LayerInfo, layer_table, receptive_fields
+from interpkit.probe import resolve_layer
+
+
+def basset_layers(padding=(0, 0, 0)):
+    """Kipoi Basset's convolutional stack (conv19-pool3-conv11-pool4-conv7-pool4), with BN/ReLU between."""
+    p1, p2, p3 = padding
+    return [
+        LayerInfo("conv1", "conv", kernel_size=19, padding=p1, channels=300),
+        LayerInfo("bn1", "norm", channels=300),
+        LayerInfo("relu1", "activation", channels=300),
+        LayerInfo("pool1", "maxpool", kernel_size=3, stride=3, channels=300),
+        LayerInfo("conv2", "conv", kernel_size=11, padding=p2, channels=200),
+        LayerInfo("relu2", "activation", channels=200),
+        LayerInfo("pool2", "maxpool", kernel_size=4, stride=4, channels=200),
+        LayerInfo("conv3", "conv", kernel_size=7, padding=p3, channels=200),
+        LayerInfo("relu3", "activation", channels=200),
+        LayerInfo("pool3", "maxpool", kernel_size=4, stride=4, channels=200),
+        LayerInfo("flatten", "flatten"),
+        LayerInfo("fc1", "dense", channels=1000),
+    ]
+
+
+def test_basset_receptive_fields_hand_computed():
+    # Hand computation: r' = r + (k-1) j, j' = j s.
+    # conv19: 1+18*1=19 (j1); pool3: 19+2*1=21 (j3); conv11: 21+10*3=51 (j3);
+    # pool4: 51+3*3=60 (j12); conv7: 60+6*12=132 (j12); pool4: 132+3*12=168 (j48).
+    geoms = {info.name: g for info, g in zip(basset_layers(), receptive_fields(basset_layers()))}
+    expected = {"conv1": (19, 1), "relu1": (19, 1), "pool1": (21, 3), "conv2": (51, 3), "pool2": (60, 12),
+                "conv3": (132, 12), "pool3": (168, 48)}
+    for name, (rf, jump) in expected.items():
+        assert (geoms[name].receptive_field, geoms[name].jump, geoms[name].start) == (rf, jump, 0), name
+    assert geoms["flatten"].is_global and geoms["fc1"].is_global
+
+
+def test_basset_output_positions_match_kipoi_shapes():
+    # Kipoi Basset on 600 bp: conv3 output has 40 positions, pool3 has 10 (peers.md 4.2).
+    geoms = dict(zip([i.name for i in basset_layers()], receptive_fields(basset_layers())))
+    conv3, pool3 = geoms["conv3"], geoms["pool3"]
+    assert conv3.window(39)[1] == 600  # the last of 40 conv3 positions ends at the sequence end
+    assert pool3.window(9)[1] <= 600 < pool3.window(10)[1]
+
+
+def test_padding_moves_start_into_padding():
+    # 'same' padding (k-1)//2 per conv: start = -9, then -9 - 5*3 = -24, then -24 - 3*12 = -60.
+    geoms = dict(zip([i.name for i in basset_layers()], receptive_fields(basset_layers((9, 5, 3)))))
+    assert geoms["conv1"].start == -9
+    assert geoms["conv2"].start == -24
+    assert geoms["conv3"].start == -60
+    assert geoms["conv3"].receptive_field == 132  # padding does not change the receptive field
+
+
+def test_dilation_and_residual_merge():
+    # ResidualBind-like: conv11, then a dilated branch (k3, d2 and d4) added back to its input.
+    layers = [
+        LayerInfo("conv", "conv", kernel_size=11),
+        LayerInfo("res1", "conv", kernel_size=3, dilation=2, padding=2),
+        LayerInfo("res2", "conv", kernel_size=3, dilation=4, padding=4),
+        LayerInfo("add", "add", inputs=("conv", "res2")),
+    ]
+    g = dict(zip([i.name for i in layers], receptive_fields(layers)))
+    # res1: k_eff 5 -> 11 + 4 = 15, start -2; res2: k_eff 9 -> 15 + 8 = 23, start -6.
+    assert (g["res1"].receptive_field, g["res1"].start) == (15, -2)
+    assert (g["res2"].receptive_field, g["res2"].start) == (23, -6)
+    # The sum sees the union of [0, 11) and [-6, 17): [-6, 17), 23 bp.
+    assert (g["add"].receptive_field, g["add"].start, g["add"].jump) == (23, -6, 1)
+
+
+def test_window_of_strided_layer():
+    layers = [LayerInfo("c", "conv", kernel_size=5), LayerInfo("p", "maxpool", kernel_size=2, stride=2)]
+    pool = receptive_fields(layers)[1]
+    assert pool.window(0) == (0, 6) and pool.window(3) == (6, 12)
+
+
+def test_layer_table_columns():
+    table = layer_table(basset_layers())
+    row = table.records()[3]
+    assert row["name"] == "pool1" and row["pool_size"] == 3 and row["receptive_field"] == 21 and row["jump"] == 3
+    assert table.records()[-1]["receptive_field"] == "all"
+
+
+def test_resolve_layer_by_name_index_and_suggestion():
+    layers = basset_layers()
+    assert resolve_layer(layers, "pool2")[0] == 6
+    assert resolve_layer(layers, 0)[1].name == "conv1"
+    with pytest.raises(InputError, match="Did you mean 'conv2'"):
+        resolve_layer(layers, "conv_2")
+
+
+def test_probe_raises():
+    with pytest.raises(InputError, match="kind 'convolution'"):
+        LayerInfo("x", "convolution")
+    with pytest.raises(InputError, match="stride == 0"):
+        LayerInfo("x", "conv", stride=0)
+    with pytest.raises(InputError, match="unknown layer"):
+        receptive_fields([LayerInfo("a", "add", inputs=("nope",))])
+    with pytest.raises(InputError, match="different jumps"):
+        receptive_fields([
+            LayerInfo("a", "conv", kernel_size=3),
+            LayerInfo("b", "maxpool", kernel_size=2, stride=2),
+            LayerInfo("c", "add", inputs=("a", "b")),
+        ])
+    with pytest.raises(InputError, match="out of range"):
+        resolve_layer(basset_layers(), 99)
+    with pytest.raises(InputError, match="whole input"):
+        receptive_fields([LayerInfo("d", "dense")])[0].window(0)

@@ -1,0 +1,42 @@
+"""Table TSV round trip and atomic output."""
+
+import pytest
+
+from interpkit import InputError, Table
+from interpkit._io import atomic_write, prepare_out_dir
+
+
+def test_table_tsv_round_trip(tmp_path):
+    table = Table(("Query_ID", "p-value", "note"), (("f1", 1e-5, None), ("f2", 0.5, "x\ty")))
+    table.to_tsv(tmp_path / "t.tsv")
+    back = Table.read_tsv(tmp_path / "t.tsv")
+    assert back.columns == table.columns
+    assert back.rows == (("f1", "1e-05", ""), ("f2", "0.5", "x\ty"))
+    assert table.column("p-value") == [1e-5, 0.5]
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as handle:
+            handle.write("partial")
+            raise RuntimeError("disk full")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_io_raises(tmp_path):
+    (tmp_path / "a.txt").write_text("keep me")
+    with pytest.raises(InputError, match="already exists"):
+        with atomic_write(tmp_path / "a.txt") as handle:
+            handle.write("new")
+    assert (tmp_path / "a.txt").read_text() == "keep me"
+    with pytest.raises(InputError, match="not empty"):
+        prepare_out_dir(tmp_path)
+    with pytest.raises(InputError, match="is a file"):
+        prepare_out_dir(tmp_path / "a.txt")
+    with pytest.raises(InputError, match="unique"):
+        Table(("a", "a"))
+    with pytest.raises(InputError, match="row 0 has 1 values"):
+        Table(("a", "b"), (("x",),))
+    with pytest.raises(InputError, match="no column 'c'"):
+        Table(("a",)).column("c")
