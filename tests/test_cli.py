@@ -1,0 +1,84 @@
+"""The command line, in process through main(argv), reading outputs back."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_api import MEME
+
+from interpkit.cli import main
+from interpkit.tables import Table
+
+
+@pytest.fixture
+def meme_file(tmp_path):
+    path = tmp_path / "acg.meme"
+    path.write_text(MEME)
+    return path
+
+
+@pytest.fixture
+def fasta(tmp_path):
+    path = tmp_path / "s.fa"
+    path.write_text(">one\nTTACGTT\n>two\nTTTTTTT\n")
+    return path
+
+
+def test_plugins_json(capsys):
+    assert main(["plugins"]) == 0
+    plugins = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+    assert plugins["predict"]["methods"][0]["name"] == "predict"
+    assert plugins["predict"]["kinds"] == ["methods"] and plugins["numpy"]["kinds"] == ["backends", "models"]
+    assert plugins["numpy"]["backends"][0]["capabilities"] == ["gradient", "layers", "neuron", "predict"]
+    assert {p["status"] for p in plugins.values()} == {"ok"}
+
+
+def test_info_text_and_json(capsys, meme_file):
+    assert main(["info", str(meme_file)]) == 0
+    text = capsys.readouterr().out
+    assert "backend: numpy" in text and "outputs (1): acg ACG-box" in text and "receptive_field" in text
+    assert main(["info", str(meme_file), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["layers"][0]["receptive_field"] == 3 and info["layers"][1]["receptive_field"] == "all"
+    assert info["input"]["length"] == "any"
+
+
+def test_run_predict_writes_known_values(tmp_path, meme_file, fasta):
+    out = tmp_path / "out"
+    assert main(["run", "predict", str(meme_file), "--sequences", str(fasta), "--out", str(out)]) == 0
+    table = Table.read_tsv(out / "predict_predictions.tsv")
+    assert table.columns == ("name", "acg ACG-box")
+    matched = np.log2((1 + 0.0025) / 1.01 / 0.25)
+    values = dict((name, float(v)) for name, v in table.rows)
+    assert values["one"] == pytest.approx(3 * matched, rel=1e-6)
+    manifest = json.loads((out / "predict.json").read_text())
+    assert manifest["provenance"]["plugin"] == "predict"
+    assert set(manifest["files"]) == {"predict.npz", "predict_predictions.tsv", "predict_summary.tsv"}
+    assert np.load(out / "predict.npz")["predictions"].shape == (2, 1)
+
+
+def test_cli_user_errors_exit_2_without_traceback(tmp_path, meme_file, fasta, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    cases = [
+        (["run", "predict", str(meme_file), "-s", str(fasta), "-o", str(out)], "not empty"),
+        (["run", "predict", str(tmp_path / "nope.meme"), "-s", str(fasta), "-o", str(tmp_path / "o2")],
+         "does not exist"),
+        (["info", str(fasta)], "no backend recognises"),
+        (["run", "predict", str(meme_file), "-s", str(meme_file), "-o", str(tmp_path / "o3")], "accepted"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and "Traceback" not in err
+        assert err.count("\n") == 1
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_run_help_shows_declared_options(capsys):
+    assert main(["run", "predict", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--batch-size" in text and "--sequences" in text
