@@ -1,0 +1,489 @@
+"""Sequences in and out: one-hot encoding, reverse complement, FASTA/BED readers and shuffles.
+
+One-hot arrays have shape (N, 4, L), float32, alphabet on axis 1 in order A, C, G, T
+(RNA: A, C, G, U); an all-zero column is ``N`` or another IUPAC ambiguity code.
+Biopython and pyfaidx are imported inside the readers, so importing this costs only numpy.
+"""
+
+from __future__ import annotations
+
+import gzip
+import numbers
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from interpkit.errors import InputError, InputTypeError, MissingFileError
+from interpkit.validation import check_one_hot, check_random_state, check_scalar
+
+__all__ = ["DNA", "RNA", "dinucleotide_shuffle", "one_hot_decode", "one_hot_encode", "read_bed_windows",
+           "read_fasta", "read_sequences", "reverse_complement", "shuffle"]
+
+DNA = "ACGT"
+RNA = "ACGU"
+_IUPAC = "NRYSWKMBDHV"  # ambiguity codes, encoded as an all-zero column
+_COMPLEMENT = dict(zip("ACGTRYKMSWBDHVN", "TGCAYRMKSWVHDBN"))
+_FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
+_ACCEPTED = ", ".join([*(s + "[.gz]" for s in _FASTA_SUFFIXES), ".npy"])
+
+
+def _check_alphabet(alphabet: Any) -> str:
+    if not (isinstance(alphabet, str) and len(set(alphabet.upper())) == len(alphabet) == 4 and alphabet.isalpha()):
+        raise InputError(f"alphabet == {alphabet!r}, must be 4 distinct letters such as 'ACGT' or 'ACGU'.")
+    return alphabet.upper()
+
+
+def _symbols(X: np.ndarray) -> np.ndarray:
+    """(N, 4, L) one-hot -> (N, L) codes 0-3, with 4 for an all-zero (N) column."""
+    return np.where(X.any(axis=1), X.argmax(axis=1), 4)
+
+
+def _from_symbols(S: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
+    """(..., L) codes 0-4 -> (..., 4, L) one-hot; code 4 gives an all-zero column."""
+    return np.ascontiguousarray(S[..., None, :] == np.arange(4)[:, None], dtype=dtype)
+
+
+def one_hot_encode(sequences: str | Sequence[str], *, alphabet: str = DNA, names: Sequence[str] | None = None,
+                   dtype: Any = np.float32) -> np.ndarray:
+    """One-hot encode equal-length sequences (vectorised through one 256-entry byte lookup table).
+
+    Parameters
+    ----------
+    sequences : str or sequence of str
+        One sequence (N = 1) or N sequences of L bp each; lower case (soft-masked) is accepted.
+    alphabet : str
+        The four letters of axis 1, in order. Default is "ACGT" (use "ACGU" for RNA).
+    names : sequence of str or None
+        Record names for error messages. Default is None (records are named by 0-based index).
+    dtype : numpy dtype
+        The dtype of the result. Default is float32.
+
+    Returns
+    -------
+    X : ndarray of shape (N, 4, L), ``dtype``
+        ``X[i, j, k] = 1`` where base k of sequence i is ``alphabet[j]``. The IUPAC ambiguity
+        codes N, R, Y, S, W, K, M, B, D, H and V give an all-zero column.
+
+    Raises
+    ------
+    InputTypeError
+        If ``sequences`` is not a str or a sequence of str.
+    InputError
+        If there are no sequences, one is empty, lengths differ, ``names`` has the wrong length,
+        ``alphabet`` is not 4 distinct letters, or a character is neither in the alphabet nor an
+        IUPAC code (the message gives the record, 1-based position and character).
+    """
+    alphabet = _check_alphabet(alphabet)
+    seqs = [sequences] if isinstance(sequences, str) else list(sequences) if isinstance(sequences, Iterable) else None
+    if seqs is None or not all(isinstance(s, str) for s in seqs):
+        raise InputTypeError(f"sequences must be a str or a list of str, got {type(sequences).__name__}; "
+                             "decode bytes with .decode() first.")
+    if len(seqs) == 0:
+        raise InputError("sequences is empty (0 sequences); pass at least one sequence.")
+    if names is not None and len(names) != len(seqs):
+        raise InputError(f"names has {len(names)} entries but there are {len(seqs)} sequences.")
+    label = (lambda i: repr(names[i])) if names is not None else str
+    lengths = np.array([len(s) for s in seqs])
+    if (lengths == 0).any():
+        raise InputError(f"sequence {label(int(np.argmin(lengths)))} is empty; every sequence needs >= 1 bp.")
+    if (lengths != lengths[0]).any():
+        j = int(np.argmax(lengths != lengths[0]))
+        raise InputError(f"sequences differ in length: sequence {label(0)} has {lengths[0]} bp but sequence "
+                         f"{label(j)} has {lengths[j]} bp; use fixed-length windows "
+                         "(read_bed_windows(..., length=L)) or cut/pad them to one length.")
+    table = np.full(256, 255, dtype=np.uint8)
+    for code, letters in ((4, _IUPAC), *enumerate(alphabet)):
+        for c in letters:
+            table[[ord(c), ord(c.lower())]] = code
+    codes = table[np.frombuffer("".join(seqs).encode("ascii", "replace"), dtype=np.uint8)]
+    bad = np.flatnonzero(codes == 255)
+    if bad.size:
+        i, pos = divmod(int(bad[0]), int(lengths[0]))
+        char = seqs[i][pos]
+        other = {"U": RNA, "T": DNA}.get(char.upper())
+        fix = f"it looks like {'RNA' if other == RNA else 'DNA'}, so pass alphabet={other!r}" if other \
+            else "remove the character or replace it with N"
+        raise InputError(f"sequence {label(i)} has {char!r} at position {pos + 1} (1-based), which is neither in "
+                         f"the alphabet {alphabet!r} nor an IUPAC code ({_IUPAC}); {fix}.")
+    return _from_symbols(codes.reshape(len(seqs), -1), dtype)
+
+
+def one_hot_decode(X: Any, *, alphabet: str = DNA) -> list[str]:
+    """Decode one-hot sequences to upper-case strings (the inverse of :func:`one_hot_encode`).
+
+    Parameters
+    ----------
+    X : array-like of shape (N, 4, L)
+        One-hot sequences; an all-zero column decodes to "N".
+    alphabet : str
+        The four letters of axis 1, in order. Default is "ACGT".
+
+    Returns
+    -------
+    sequences : list of str
+        N strings of L characters.
+
+    Raises
+    ------
+    InputTypeError, InputError
+        If ``X`` is not one-hot (see ``check_one_hot``) or ``alphabet`` is not 4 distinct letters.
+    """
+    X = check_one_hot(X, "X")
+    letters = np.frombuffer((_check_alphabet(alphabet) + "N").encode(), dtype=np.uint8)
+    return [row.tobytes().decode() for row in letters[_symbols(X)]]
+
+
+def reverse_complement(X: np.ndarray | str) -> np.ndarray | str:
+    """Reverse complement of one-hot sequences or of one sequence string.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, 4, L) or str
+        One-hot sequences in alphabet order A, C, G, T (or A, C, G, U), or a sequence string.
+
+    Returns
+    -------
+    ndarray of shape (N, 4, L), float32, or str
+        For an array, the copy ``X[:, ::-1, ::-1]``: reversing the alphabet axis complements
+        each base because the order is A, C, G, T; all-zero (N) columns stay all-zero. For a
+        string, IUPAC codes are complemented too (R<->Y, K<->M, B<->V, D<->H; S, W, N kept),
+        case is kept, and A pairs with U when the string holds U (RNA).
+
+    Raises
+    ------
+    InputTypeError, InputError
+        If the array is not one-hot, or the string holds a character that is not a nucleotide
+        or IUPAC code, or holds both T and U.
+    """
+    if not isinstance(X, str):
+        return check_one_hot(X, "X")[:, ::-1, ::-1].copy()
+    upper = X.upper()
+    if "T" in upper and "U" in upper:
+        raise InputError("X holds both T and U; a sequence is either DNA (T) or RNA (U).")
+    comp = {**_COMPLEMENT, "U": "A", "A": "U"} if "U" in upper else _COMPLEMENT
+    bad = next((i for i, c in enumerate(upper) if c not in comp), None)
+    if bad is not None:
+        raise InputError(f"X has {X[bad]!r} at position {bad + 1} (1-based), which is not a nucleotide or "
+                         "IUPAC code; remove it or replace it with N.")
+    return X.translate(str.maketrans({**comp, **{k.lower(): v.lower() for k, v in comp.items()}}))[::-1]
+
+
+def _existing_file(path: Any, what: str) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputTypeError(f"{what} must be a path (str or os.PathLike), got {type(path).__name__}.")
+    if not Path(path).is_file():
+        raise MissingFileError(f"{what} file {path} does not exist or is not a file; check the path.")
+    return Path(path)
+
+
+def read_fasta(path: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """Read every record of a FASTA file, plain or ``.gz``, with Biopython's ``SeqIO`` (Cock et al. 2009).
+
+    Parameters
+    ----------
+    path : path-like
+        The FASTA file. Nothing is written beside it.
+
+    Returns
+    -------
+    names : list of str
+        Record identifiers (the header up to the first white space).
+    sequences : list of str
+        Record sequences, case kept, line breaks removed.
+
+    Raises
+    ------
+    MissingFileError
+        If ``path`` does not exist.
+    InputError
+        If the file is not FASTA (its first non-blank line does not start with ">"), cannot be
+        decompressed or decoded, holds no records, or holds a record with an empty sequence.
+    """
+    from Bio import SeqIO
+
+    path = _existing_file(path, "FASTA")
+    try:
+        with (gzip.open if path.suffix.lower() == ".gz" else open)(path, "rt") as handle:
+            first = next((line for line in handle if line.strip()), "")
+            if not first.startswith(">"):
+                what = f"its first line {first[:40].strip()!r} does not start with '>'" if first else "no records"
+                raise InputError(f"FASTA file {path} is not FASTA: {what}; pass a FASTA file (or a .npy "
+                                 "one-hot array).")
+            handle.seek(0)
+            records = [(r.id, str(r.seq)) for r in SeqIO.parse(handle, "fasta")]
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise InputError(f"FASTA file {path} could not be read as FASTA text ({exc}); "
+                         "pass a plain or gzip-compressed FASTA file.") from None
+    empty = next((name for name, seq in records if not seq), None)
+    if empty is not None:
+        raise InputError(f"FASTA file {path}: record {empty!r} has an empty sequence; remove the record.")
+    return [r[0] for r in records], [r[1] for r in records]
+
+
+def read_sequences(path: str | os.PathLike, *, alphabet: str = DNA,
+                   length: int | None = None) -> tuple[list[str], np.ndarray]:
+    """Read FASTA or a ``.npy`` one-hot array as names and one-hot sequences.
+
+    Parameters
+    ----------
+    path : path-like
+        FASTA (``.fa``, ``.fasta``, ``.fna``, ``.fas``, each optionally ``.gz``) or ``.npy``
+        holding a one-hot array of shape (N, 4, L).
+    alphabet : str
+        Alphabet for FASTA input (see :func:`one_hot_encode`). Default is "ACGT".
+    length : int or None
+        Length in bp required of every record, or None for any common length. Default is None.
+
+    Returns
+    -------
+    names : list of str
+        FASTA record identifiers, or "seq0", "seq1", ... for ``.npy`` input.
+    X : ndarray of shape (N, 4, L), float32
+
+    Raises
+    ------
+    MissingFileError
+        If ``path`` does not exist.
+    InputError
+        If the suffix is not one of those above, the content is not valid FASTA or one-hot,
+        or a record (the first one is named) is not ``length`` bp.
+    """
+    path = _existing_file(path, "sequence")
+    if length is not None:
+        check_scalar(length, "length", int, min_val=1)
+    suffixes = ["", "", *(s.lower() for s in path.suffixes)]
+    gz = suffixes[-1] == ".gz"
+    kind = suffixes[-2] if gz else suffixes[-1]
+    if kind == ".npy" and not gz:
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise InputError(f"sequence file {path} is not a readable .npy array ({exc}).") from None
+        X = check_one_hot(arr, str(path))
+        names, lengths = [f"seq{i}" for i in range(len(X))], [X.shape[2]] * len(X)
+    elif kind in _FASTA_SUFFIXES:
+        names, seqs = read_fasta(path)
+        lengths = [len(s) for s in seqs]
+    else:
+        raise InputError(f"sequence file {path} has an unknown suffix; accepted are {_ACCEPTED}.")
+    wrong = next((i for i, n in enumerate(lengths) if length is not None and n != length), None)
+    if wrong is not None:
+        raise InputError(f"{path}: record {names[wrong]!r} is {lengths[wrong]} bp but length={length} bp is "
+                         "required; cut the sequences to that length or use read_bed_windows.")
+    return names, (X if kind == ".npy" else one_hot_encode(seqs, alphabet=alphabet, names=names))
+
+
+def _parse_bed(bed: Path) -> list[tuple[int, str, int, int, str, bool]]:
+    """BED lines -> (1-based line number, chrom, start, end, name, minus strand)."""
+    rows = []
+    with open(bed) as handle:
+        for lineno, line in enumerate(handle, 1):
+            if not line.strip() or line.startswith(("#", "track", "browser")):
+                continue
+            cols = line.rstrip("\r\n").split("\t") if "\t" in line else line.split()
+            where = f"BED file {bed} line {lineno}"
+            try:
+                chrom, start, end = cols[0], int(cols[1]), int(cols[2])
+            except (IndexError, ValueError):
+                raise InputError(f"{where} is {line.strip()[:60]!r} but must start with chrom, start, end "
+                                 "(integers, tab-separated); fix or remove the line.") from None
+            if start < 0 or end <= start:
+                raise InputError(f"{where} has start={start}, end={end}; BED needs 0 <= start < end "
+                                 "(0-based, half-open); fix the coordinates.")
+            name = cols[3] if len(cols) > 3 and cols[3] not in ("", ".") else f"{chrom}:{start}-{end}"
+            rows.append((lineno, chrom, start, end, name, len(cols) > 5 and cols[5] == "-"))
+    if not rows:
+        raise InputError(f"BED file {bed} holds no intervals; check the file.")
+    return rows
+
+
+def read_bed_windows(bed: str | os.PathLike, genome: str | os.PathLike, *, length: int,
+                     alphabet: str = DNA) -> tuple[list[str], np.ndarray]:
+    """Fixed-length windows centred on BED intervals, read from a genome FASTA.
+
+    Parameters
+    ----------
+    bed : path-like
+        BED file (0-based, half-open): ``chrom start end [name [score [strand]]]``; ``track``,
+        ``browser`` and ``#`` lines are skipped. Strand "-" gives the window's reverse complement.
+    genome : path-like
+        Genome FASTA, plain or bgzip-compressed, read with pyfaidx (Shirley et al. 2015). An
+        up-to-date ``.fai`` index beside it is used; otherwise one is built in a temporary
+        directory, so nothing is ever written beside the genome.
+    length : int
+        Window length in bp.
+    alphabet : str
+        Alphabet of the result (see :func:`one_hot_encode`). Default is "ACGT".
+
+    Returns
+    -------
+    names : list of str
+        BED column 4 where present and not ".", else "chrom:start-end".
+    X : ndarray of shape (N, 4, length), float32
+        Windows in BED order; window i spans ``[lo, lo + length)`` (0-based, half-open) with
+        ``lo = (start + end) // 2 - length // 2``.
+
+    Raises
+    ------
+    MissingFileError
+        If ``bed`` or ``genome`` does not exist.
+    InputError
+        If the BED holds no intervals or a line is malformed (fewer than 3 columns, non-integer
+        coordinates, end <= start), names a chromosome the genome lacks, or its window runs below
+        0 or past the chromosome end (the message names the BED file and 1-based line); or if the
+        genome cannot be indexed.
+    """
+    import pyfaidx
+
+    check_scalar(length, "length", int, min_val=1)
+    bed, genome = _existing_file(bed, "BED"), _existing_file(genome, "genome")
+    rows = _parse_bed(bed)
+    fai, gzi = Path(f"{genome}.fai"), Path(f"{genome}.gzi")
+    fresh = fai.is_file() and fai.stat().st_mtime >= genome.stat().st_mtime and \
+        (gzi.is_file() or genome.suffix.lower() not in (".gz", ".bgz"))
+    seqs = []
+    with tempfile.TemporaryDirectory(prefix="interpkit-fai-") as tmp:
+        index = {"rebuild": False} if fresh else {"indexname": Path(tmp, "g.fai"), "gzi_indexname": Path(tmp, "g.gzi")}
+        try:
+            fasta = pyfaidx.Fasta(genome, as_raw=True, **index)
+        except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, ValueError, OSError) as exc:
+            raise InputError(f"genome {genome} could not be indexed as FASTA ({exc}); "
+                             "pass a plain or bgzip-compressed FASTA file.") from None
+        with fasta:
+            for lineno, chrom, start, end, _, _ in rows:
+                where = f"BED file {bed} line {lineno}"
+                if chrom not in fasta:
+                    known = list(fasta.keys())
+                    raise InputError(f"{where}: chromosome {chrom!r} is not in genome {genome}, which has "
+                                     f"{', '.join(known[:5])}{', ...' if len(known) > 5 else ''}; "
+                                     "use the genome's chromosome names.")
+                lo, size = (start + end) // 2 - length // 2, len(fasta[chrom])
+                if lo < 0 or lo + length > size:
+                    raise InputError(f"{where}: the {length} bp window {chrom}:{lo}-{lo + length} runs off "
+                                     f"{chrom} (0-{size}); remove the interval or use a smaller length.")
+                seqs.append(fasta[chrom][lo:lo + length])
+    names = [r[4] for r in rows]
+    X = one_hot_encode(seqs, alphabet=alphabet, names=names)
+    minus = np.array([r[5] for r in rows])
+    X[minus] = X[minus, ::-1, ::-1]
+    return names, X
+
+
+def _seed(random_state: Any) -> int:
+    """One int seed: an int is used as is; a Generator gives one draw; None draws fresh entropy."""
+    rng = check_random_state(random_state)
+    return int(random_state) if isinstance(random_state, numbers.Integral) else int(rng.integers(2**63))
+
+
+def shuffle(X: Any, *, n: int = 1, random_state: Any = None) -> np.ndarray:
+    """Mononucleotide shuffles: random permutations of the positions of each sequence.
+
+    Parameters
+    ----------
+    X : array-like of shape (N, 4, L)
+        One-hot sequences; all-zero (N) columns are a fifth symbol.
+    n : int
+        Shuffles per sequence. Default is 1.
+    random_state : None, int >= 0 or numpy.random.Generator
+        Seed. Sequence i uses ``numpy.random.default_rng([seed, i])``, so its shuffles depend
+        only on the seed, i and the sequence, never on the rest of the batch. A Generator gives
+        one seed drawn from it; None draws fresh entropy. Default is None.
+
+    Returns
+    -------
+    X_shuffled : ndarray of shape (N, n, 4, L), float32
+        Base counts are kept exactly; dinucleotides are not (see :func:`dinucleotide_shuffle`).
+
+    Raises
+    ------
+    InputTypeError, InputError
+        If ``X`` is not one-hot, ``n`` is not an int >= 1, or ``random_state`` is invalid.
+    """
+    X = check_one_hot(X, "X")
+    check_scalar(n, "n", int, min_val=1)
+    seed = _seed(random_state)
+    out = np.empty((X.shape[0], n, 4, X.shape[2]), dtype=np.float32)
+    for i, x in enumerate(X):
+        perm = np.random.default_rng([seed, i]).random((n, X.shape[2])).argsort(axis=1)
+        out[i] = x[:, perm].transpose(1, 0, 2)
+    return out
+
+
+def dinucleotide_shuffle(X: Any, *, n: int = 1, random_state: Any = None) -> np.ndarray:
+    """Dinucleotide shuffles that keep every dinucleotide count exactly.
+
+    Each shuffle is a uniformly random Eulerian walk from the first symbol to the last through the
+    multigraph with vertices A, C, G, T, N and one edge per adjacent pair (Altschul & Erickson 1985,
+    Mol. Biol. Evol. 2:526), sampled as in Kandel et al. 1996 (Discrete Appl. Math. 71:171) and
+    uShuffle: each vertex but the last symbol draws a last-exit out-edge, redrawn until these form
+    a tree rooted at the last symbol; its other out-edges are randomly permuted; the walk leaves
+    each vertex by its edges in that order.
+
+    Parameters
+    ----------
+    X : array-like of shape (N, 4, L)
+        One-hot sequences; all-zero (N) columns are a fifth symbol.
+    n : int
+        Shuffles per sequence. Default is 1.
+    random_state : None, int >= 0 or numpy.random.Generator
+        Seed. Sequence i uses ``numpy.random.default_rng([seed, i])``, so its shuffles depend
+        only on the seed, i and the sequence, never on the rest of the batch. A Generator gives
+        one seed drawn from it; None draws fresh entropy. Default is None.
+
+    Returns
+    -------
+    X_shuffled : ndarray of shape (N, n, 4, L), float32
+        Shuffles with the first and last base and the counts of bases and dinucleotides
+        (N included) of their sequence. Sequences under 3 bp, or with a single Eulerian
+        walk, come back unchanged.
+
+    Raises
+    ------
+    InputTypeError, InputError
+        If ``X`` is not one-hot, ``n`` is not an int >= 1, or ``random_state`` is invalid.
+    """
+    X = check_one_hot(X, "X")
+    check_scalar(n, "n", int, min_val=1)
+    seed = _seed(random_state)
+    S = _symbols(X)
+    N, L = S.shape
+    if L < 3:
+        return np.repeat(X[:, None], n, axis=1)
+    edges = np.empty((N, n, L - 1), dtype=np.intp)  # out-edge targets grouped by source vertex, in exit order
+    starts = np.empty((N, 5), dtype=np.intp)  # where each vertex's group begins
+    verts = np.arange(5)
+    for i, s in enumerate(S):
+        rng = np.random.default_rng([seed, i])
+        src, tgt, last = s[:-1], s[1:], s[-1]
+        counts = np.bincount(src, minlength=5)
+        starts[i] = np.cumsum(counts) - counts
+        by_src = np.argsort(src, kind="stable")
+        need = (counts > 0) & (verts != last)
+        exit_pos = np.zeros((n, 5), dtype=np.intp)
+        todo = np.arange(n)
+        while todo.size:  # rejection sampling of a last-exit tree rooted at `last`
+            pick = by_src[np.minimum(starts[i] + rng.integers(0, np.maximum(counts, 1), (todo.size, 5)), L - 2)]
+            exit_pos[todo] = pick
+            parent = np.where(need, tgt[pick], last)
+            node = np.broadcast_to(verts, parent.shape)
+            for _ in range(4):
+                node = np.take_along_axis(parent, node, axis=1)
+            todo = todo[~(node == last).all(axis=1)]
+        keys = rng.random((n, L - 1)) + 2.0 * src  # random order inside each source group ...
+        keys[np.arange(n)[:, None], exit_pos[:, need]] = 2.0 * verts[need] + 1.5  # ... last exit at its end
+        edges[i] = tgt[keys.argsort(axis=1)]
+    edges = edges.reshape(N * n, L - 1)  # the walk runs over all N * n shuffles at once
+    nxt = np.repeat(starts, n, axis=0)
+    walk = np.empty((N * n, L), dtype=np.intp)
+    walk[:, 0] = cur = np.repeat(S[:, 0], n)
+    rows = np.arange(N * n)
+    for k in range(1, L):
+        pos = nxt[rows, cur]
+        nxt[rows, cur] = pos + 1
+        walk[:, k] = cur = edges[rows, pos]
+    return _from_symbols(walk.reshape(N, n, L))
+
