@@ -28,7 +28,7 @@ from interpkit.results import Result
 from interpkit.specs import BackendSpec, MethodSpec, ModelSpec
 from interpkit.tables import Table
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - grouped by role, not sorted
     "__version__",
     # verbs
     "load", "run", "describe_model",

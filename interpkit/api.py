@@ -19,7 +19,7 @@ from interpkit.probe import LayerProbe, layer_table
 from interpkit.results import Result
 from interpkit.validation import check_one_hot
 
-__all__ = ["load", "run", "describe_model"]
+__all__ = ["describe_model", "load", "run"]
 
 
 def _backend_of(model: Any) -> str:

@@ -17,7 +17,7 @@ import click
 from interpkit import __version__
 from interpkit.errors import InterpkitError
 
-__all__ = ["main", "cli"]
+__all__ = ["cli", "main"]
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 110}
 

@@ -11,13 +11,13 @@ The concrete classes also derive from the matching built-in type (``ValueError``
 from __future__ import annotations
 
 __all__ = [
-    "InterpkitError",
+    "CapabilityError",
     "InputError",
     "InputTypeError",
-    "MissingFileError",
-    "CapabilityError",
-    "PluginError",
+    "InterpkitError",
     "InterpkitWarning",
+    "MissingFileError",
+    "PluginError",
 ]
 
 
@@ -30,7 +30,7 @@ class InputError(InterpkitError, ValueError):
 
 
 class InputTypeError(InterpkitError, TypeError):
-    """An argument has the wrong type."""
+    """An argument has the wrong type (e.g. a string where an array is expected)."""
 
 
 class MissingFileError(InterpkitError, FileNotFoundError):

@@ -18,6 +18,8 @@ import pluggy
 
 from interpkit.specs import BackendSpec, MethodSpec, ModelSpec
 
+__all__ = ["hookspec", "register_backends", "register_methods", "register_models"]
+
 hookspec = pluggy.HookspecMarker("interpkit")
 
 # ---------------------------------------------------------------------------

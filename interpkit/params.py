@@ -13,7 +13,7 @@ from typing import Any
 
 from interpkit.errors import InputError, InputTypeError
 
-__all__ = ["Param", "BATCH_SIZE", "TARGET", "RANDOM_STATE", "VERBOSE", "bind_params"]
+__all__ = ["BATCH_SIZE", "RANDOM_STATE", "TARGET", "VERBOSE", "Param", "bind_params"]
 
 _TYPES = (int, float, str, bool)
 

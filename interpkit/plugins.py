@@ -29,7 +29,7 @@ from interpkit import hookspecs
 from interpkit.errors import PluginError
 from interpkit.specs import BackendSpec, MethodSpec, ModelSpec
 
-__all__ = ["hookimpl", "PluginInfo", "Registry", "get_plugin_manager", "get_registry", "clear_cache"]
+__all__ = ["PluginInfo", "Registry", "clear_cache", "get_plugin_manager", "get_registry", "hookimpl"]
 
 hookimpl = pluggy.HookimplMarker("interpkit")
 ENTRY_POINT_GROUP = "interpkit"

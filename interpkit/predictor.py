@@ -18,7 +18,7 @@ import numpy as np
 
 from interpkit.errors import CapabilityError, InputError
 
-__all__ = ["Capability", "LAYOUTS", "InputSpec", "Predictor", "capabilities_of"]
+__all__ = ["LAYOUTS", "Capability", "InputSpec", "Predictor", "capabilities_of"]
 
 #: Where the alphabet axis sits in a model's own input. N = batch, C = alphabet
 #: channels, L = sequence length; ``NC1L``/``NCL1`` are 2-D convolution layouts

@@ -30,12 +30,12 @@ from interpkit.tables import Table
 
 __all__ = [
     "LAYER_KINDS",
-    "LayerInfo",
     "Geometry",
+    "LayerInfo",
+    "LayerProbe",
+    "layer_table",
     "receptive_fields",
     "resolve_layer",
-    "layer_table",
-    "LayerProbe",
 ]
 
 #: Kinds whose output position j depends on a window of the input (use kernel/stride/...).

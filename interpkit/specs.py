@@ -18,7 +18,7 @@ from interpkit.errors import PluginError
 from interpkit.params import Param
 from interpkit.predictor import Capability
 
-__all__ = ["MethodSpec", "BackendSpec", "ModelSpec", "resolve_callable"]
+__all__ = ["BackendSpec", "MethodSpec", "ModelSpec", "resolve_callable"]
 
 
 def resolve_callable(ref: Callable | str, owner: str) -> Callable:

@@ -31,13 +31,13 @@ from interpkit.probe import LayerInfo, LayerProbe, layer_table, receptive_fields
 from interpkit.results import Result
 
 __all__ = [
-    "random_one_hot",
-    "check_id",
+    "METHOD_CHECKS",
     "PREDICTOR_CHECKS",
     "PROBE_CHECKS",
-    "METHOD_CHECKS",
-    "check_predictor",
+    "check_id",
     "check_method",
+    "check_predictor",
+    "random_one_hot",
 ]
 
 

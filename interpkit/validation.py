@@ -15,11 +15,11 @@ import numpy as np
 from interpkit.errors import InputError, InputTypeError
 
 __all__ = [
-    "check_one_hot",
+    "check_choice",
     "check_matrix",
+    "check_one_hot",
     "check_random_state",
     "check_scalar",
-    "check_choice",
 ]
 
 _LAYOUT_HINT = "it looks like (N, L, 4), so swap axes 1 and 2 (X.transpose(0, 2, 1))"

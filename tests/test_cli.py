@@ -51,7 +51,7 @@ def test_run_predict_writes_known_values(tmp_path, meme_file, fasta):
     table = Table.read_tsv(out / "predict_predictions.tsv")
     assert table.columns == ("name", "acg ACG-box")
     matched = np.log2((1 + 0.0025) / 1.01 / 0.25)
-    values = dict((name, float(v)) for name, v in table.rows)
+    values = {name: float(v) for name, v in table.rows}
     assert values["one"] == pytest.approx(3 * matched, rel=1e-6)
     manifest = json.loads((out / "predict.json").read_text())
     assert manifest["provenance"]["plugin"] == "predict"

@@ -8,8 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from _dists import make_dist
+
 from interpkit import (
     BackendSpec,
     Capability,

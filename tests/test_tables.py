@@ -17,18 +17,16 @@ def test_table_tsv_round_trip(tmp_path):
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "out.txt"
-    with pytest.raises(RuntimeError):
-        with atomic_write(target) as handle:
-            handle.write("partial")
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError), atomic_write(target) as handle:
+        handle.write("partial")
+        raise RuntimeError("disk full")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_io_raises(tmp_path):
     (tmp_path / "a.txt").write_text("keep me")
-    with pytest.raises(InputError, match="already exists"):
-        with atomic_write(tmp_path / "a.txt") as handle:
-            handle.write("new")
+    with pytest.raises(InputError, match="already exists"), atomic_write(tmp_path / "a.txt") as handle:
+        handle.write("new")
     assert (tmp_path / "a.txt").read_text() == "keep me"
     with pytest.raises(InputError, match="not empty"):
         prepare_out_dir(tmp_path)
