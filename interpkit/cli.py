@@ -122,7 +122,9 @@ def _method_command(spec: Any) -> click.Command:
     ]
     for p in spec.params:
         if p.type is bool:
-            params.append(click.Option([f"{p.flag}/--no-{p.flag[2:]}"], default=p.default, help=p.help))
+            # Progress bars are on by default when a person watches (stderr is a terminal).
+            default = sys.stderr.isatty() if p.name == "verbose" else p.default
+            params.append(click.Option([f"{p.flag}/--no-{p.flag[2:]}"], default=default, help=p.help))
             continue
         kind: Any = click.Choice(p.choices) if p.choices else p.type
         params.append(click.Option([p.flag], type=kind, default=p.default, help=p.help, show_default=True))

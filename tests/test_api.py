@@ -63,7 +63,7 @@ def test_run_predict_provenance_and_names(ctcf_fasta, meme_file):
     assert result.sequence_names[0] == "chr11:190037-190237"
     assert result.provenance["plugin"] == "predict" and result.provenance["backend"] == "numpy"
     assert result.provenance["interpkit"] == interpkit.__version__
-    assert result.params == {"batch_size": None}
+    assert result.params == {"batch_size": None, "verbose": False}
     assert result.tables["predictions"].rows[0][0] == "chr11:190037-190237"
 
 

@@ -82,3 +82,9 @@ def test_run_help_shows_declared_options(capsys):
     assert main(["run", "predict", "--help"]) == 0
     text = capsys.readouterr().out
     assert "--batch-size" in text and "--sequences" in text
+
+
+def test_run_verbose_shows_progress(tmp_path, meme_file, fasta, capsys):
+    argv = ["run", "predict", str(meme_file), "-s", str(fasta), "-o", str(tmp_path / "o"), "--verbose"]
+    assert main(argv) == 0
+    assert "predict" in capsys.readouterr().err  # the tqdm bar's label

@@ -38,3 +38,12 @@ def test_io_raises(tmp_path):
         Table(("a", "b"), (("x",),))
     with pytest.raises(InputError, match="no column 'c'"):
         Table(("a",)).column("c")
+
+
+def test_batch_slices_cover_range_with_progress(capsys):
+    from interpkit.progress import batch_slices
+
+    slices = list(batch_slices(10, 4, verbose=True, desc="t"))
+    assert [(s.start, s.stop) for s in slices] == [(0, 4), (4, 8), (8, 10)]
+    with pytest.raises(InputError, match="batch_size == 0"):
+        list(batch_slices(3, 0))

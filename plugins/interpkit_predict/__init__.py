@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from interpkit import BATCH_SIZE, Capability, MethodSpec, hookimpl
+from interpkit import BATCH_SIZE, VERBOSE, Capability, MethodSpec, hookimpl
 
 __all__ = ["register_methods"]
 
@@ -16,7 +16,7 @@ def register_methods() -> list[MethodSpec]:
             func="interpkit_predict.predict:predict",
             summary="Model outputs for every sequence, as an array and a table.",
             requires=frozenset({Capability.PREDICT}),
-            params=(BATCH_SIZE,),
+            params=(BATCH_SIZE, VERBOSE),
             source="Forward pass of the model; no interpretation.",
         )
     ]
