@@ -20,11 +20,23 @@ from interpkit.errors import (
     MissingFileError,
     PluginError,
 )
+from interpkit.meme import read_meme, write_meme
+from interpkit.motifs import Motif
 from interpkit.params import BATCH_SIZE, RANDOM_STATE, TARGET, VERBOSE, Param
 from interpkit.plugins import get_plugin_manager, get_registry, hookimpl
 from interpkit.predictor import LAYOUTS, Capability, InputSpec, Predictor, capabilities_of
 from interpkit.probe import Geometry, LayerInfo, LayerProbe, layer_table, receptive_fields
 from interpkit.results import Result
+from interpkit.sequences import (
+    dinucleotide_shuffle,
+    one_hot_decode,
+    one_hot_encode,
+    read_bed_windows,
+    read_fasta,
+    read_sequences,
+    reverse_complement,
+    shuffle,
+)
 from interpkit.specs import BackendSpec, MethodSpec, ModelSpec
 from interpkit.tables import Table
 
@@ -35,6 +47,9 @@ __all__ = [  # noqa: RUF022 - grouped by role, not sorted
     # interfaces
     "Predictor", "LayerProbe", "InputSpec", "LayerInfo", "Geometry", "Capability", "LAYOUTS",
     "capabilities_of", "receptive_fields", "layer_table",
+    # sequences and motifs
+    "one_hot_encode", "one_hot_decode", "reverse_complement", "read_fasta", "read_sequences", "read_bed_windows",
+    "shuffle", "dinucleotide_shuffle", "Motif", "read_meme", "write_meme",
     # results
     "Result", "Table",
     # plugins
