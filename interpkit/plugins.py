@@ -65,10 +65,7 @@ class PluginInfo:
             "module": self.module, "status": self.status, "error": self.error, "hooks": list(self.hooks),
             "kinds": sorted(k for k, v in self.provides.items() if v),
         }
-        entry["methods"] = [
-            {"name": n, "requires": sorted(map(str, registry.methods[n].requires)), "summary": registry.methods[n].summary}
-            for n in self.provides.get("methods", [])
-        ]
+        entry["methods"] = [_describe_method(registry.methods[n]) for n in self.provides.get("methods", [])]
         entry["backends"] = [
             {"name": n, "capabilities": sorted(map(str, registry.backends[n].capabilities)),
              "available": registry.backends[n].available(),
@@ -79,6 +76,16 @@ class PluginInfo:
             {"name": n, "backend": registry.models[n].backend} for n in self.provides.get("models", [])
         ]
         return entry
+
+
+def _describe_method(spec: MethodSpec) -> dict[str, Any]:
+    params = [
+        {"name": p.name, "flag": p.flag, "type": p.type.__name__, "default": p.default, "help": p.help,
+         "choices": list(p.choices) if p.choices else None, "min": p.min, "max": p.max}
+        for p in spec.params
+    ]
+    return {"name": spec.name, "requires": sorted(map(str, spec.requires)), "summary": spec.summary,
+            "source": spec.source, "params": params}
 
 
 @dataclass

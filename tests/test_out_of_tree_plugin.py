@@ -64,8 +64,12 @@ def test_listed_by_interpkit_plugins(installed):
     plugins = {p["name"]: p for p in json.loads(out.stdout)}
     entry = plugins["strand_gap"]
     assert (entry["status"], entry["distribution"], entry["version"]) == ("ok", DIST, "0.3.0")
-    assert entry["methods"] == [{"name": "strand-gap", "requires": ["predict"],
-                                 "summary": "Prediction gap between a sequence and its reverse complement."}]
+    (method,) = entry["methods"]
+    assert (method["name"], method["requires"]) == ("strand-gap", ["predict"])
+    assert method["summary"] == "Prediction gap between a sequence and its reverse complement."
+    threshold = method["params"][1]
+    assert (threshold["flag"], threshold["type"], threshold["default"], threshold["min"]) == \
+        ("--threshold", "float", 0.0, 0.0)
 
 
 def test_runs_from_python_with_known_answers(installed):
