@@ -11,7 +11,7 @@ from typing import IO
 
 from interpkit.errors import InputError
 
-__all__ = ["atomic_write", "prepare_out_dir"]
+__all__ = ["atomic_write", "check_out_dir", "prepare_out_dir"]
 
 
 @contextlib.contextmanager
@@ -53,6 +53,22 @@ def atomic_write(path: str | os.PathLike, *, mode: str = "w", overwrite: bool = 
         raise
 
 
+def check_out_dir(out_dir: str | os.PathLike, *, force: bool = False) -> Path:
+    """Check, without creating anything, that ``out_dir`` may receive a run's outputs.
+
+    Raises
+    ------
+    InputError
+        If ``out_dir`` is a file, or a non-empty directory and ``force`` is False.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a directory name.")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise InputError(f"output directory {out} is not empty; choose a new directory or pass --force.")
+    return out
+
+
 def prepare_out_dir(out_dir: str | os.PathLike, *, force: bool = False) -> Path:
     """Create an output directory, refusing to write into a non-empty one.
 
@@ -73,10 +89,6 @@ def prepare_out_dir(out_dir: str | os.PathLike, *, force: bool = False) -> Path:
     InputError
         If ``out_dir`` is a file, or holds files and ``force`` is False.
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file; give a directory name.")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise InputError(f"output directory {out} is not empty; choose a new directory or pass --force.")
+    out = check_out_dir(out_dir, force=force)
     out.mkdir(parents=True, exist_ok=True)
     return out

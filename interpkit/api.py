@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from interpkit import __version__
-from interpkit.errors import CapabilityError, MissingFileError, PluginError
+from interpkit.errors import CapabilityError, InputError, InterpkitError, MissingFileError, PluginError
 from interpkit.plugins import Registry, get_registry
 from interpkit.predictor import Predictor, capabilities_of
 from interpkit.probe import LayerProbe, layer_table
@@ -66,6 +66,8 @@ def load(
         architecture is unknown.
     CapabilityError
         If the backend's framework is not installed.
+    InputError
+        If an option is not one the loader takes.
     """
     if isinstance(source, Predictor) and backend is None and arch is None:
         return source
@@ -74,7 +76,7 @@ def load(
         raise MissingFileError(f"model file {source} does not exist.")
     if arch is not None:
         spec = registry.get("models", arch)
-        model = spec.resolve()(source, **options)
+        model = _call_loader(spec.resolve(), f"architecture {arch!r}", source, options)
         if isinstance(model, Predictor):
             return model
         source, backend, options = model, spec.backend, {}
@@ -94,7 +96,19 @@ def load(
         spec = claimed[0]
     if not spec.available():
         raise CapabilityError(f"cannot load {source!r}: {spec.missing_message()}.")
-    return spec.resolve()(source, **options)
+    return _call_loader(spec.resolve(), f"backend {spec.name!r}", source, options)
+
+
+def _call_loader(loader: Any, owner: str, source: Any, options: dict[str, Any]) -> Any:
+    """Call a loader after checking the option names against its signature."""
+    params = inspect.signature(loader).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        accepted = [n for n, p in list(params.items())[1:] if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise InputError(f"{owner} does not take option(s) {', '.join(unknown)}; "
+                             f"it takes: {', '.join(accepted) or 'none'}.")
+    return loader(source, **options)
 
 
 def _read_X(X: Any, model: Predictor) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -148,7 +162,10 @@ def run(
     CapabilityError
         If the model lacks a capability the method declares; raised before any work.
     InputError
-        For invalid sequences or options.
+        For invalid sequences, options, or a ``names`` list of the wrong length.
+    PluginError
+        Also when the method's function fails with an error that is not an
+        :class:`~interpkit.errors.InterpkitError` (the original is the ``__cause__``).
     """
     from interpkit.params import bind_params
 
@@ -165,12 +182,22 @@ def run(
     params = bind_params(method, spec.params, options)
     arr, default_names = _read_X(X, model)
     names = tuple(names) if names is not None else default_names
+    if len(names) != len(arr):
+        raise InputError(f"names has {len(names)} entries for {len(arr)} sequences; give one name per sequence.")
     func = spec.resolve()
     kwargs = dict(params)
     if "names" in inspect.signature(func).parameters:
         kwargs["names"] = names
-    result = func(model, arr, **kwargs)
     plugin = registry.plugin_of("methods", method)
+    try:
+        result = func(model, arr, **kwargs)
+    except InterpkitError:
+        raise
+    except Exception as exc:  # a bug in the method or its framework: name the plugin, keep the cause
+        raise PluginError(
+            f"method {method!r} from plugin {plugin.name} ({plugin.distribution} {plugin.version}) failed: "
+            f"{type(exc).__name__}: {exc}. Set INTERPKIT_DEBUG=1 for the traceback and report it to the plugin."
+        ) from exc
     if not isinstance(result, Result):
         raise PluginError(f"method {method!r} (plugin {plugin.name}) returned {type(result).__name__}, not a Result.")
     provenance = {
@@ -188,6 +215,11 @@ def run(
 
 def describe_model(model: Predictor) -> dict[str, Any]:
     """What ``interpkit info`` prints: name, backend, input spec, outputs, capabilities, layers.
+
+    Parameters
+    ----------
+    model : Predictor
+        A loaded model (see :func:`load`).
 
     Returns
     -------

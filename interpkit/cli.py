@@ -8,6 +8,7 @@ method gets a CLI with no extra code. User errors print one line and exit with 2
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -100,14 +101,13 @@ class _MethodGroup(click.Group):
 def _method_command(spec: Any) -> click.Command:
     def callback(model: str, sequences: str, out: str, force: bool, backend: str | None, arch: str | None,
                  **options: Any) -> None:
-        from interpkit._io import prepare_out_dir
+        from interpkit._io import check_out_dir, prepare_out_dir
         from interpkit.api import run
 
         options = {k: v for k, v in options.items() if v is not None}
-        loaded = _load(model, backend, arch)
-        out_dir = prepare_out_dir(out, force=force)
-        result = run(spec.name, loaded, sequences, **options)
-        for path in result.write(out_dir, overwrite=force):
+        check_out_dir(out, force=force)  # fail before the work, create only after it
+        result = run(spec.name, _load(model, backend, arch), sequences, **options)
+        for path in result.write(prepare_out_dir(out, force=force), overwrite=force):
             click.echo(str(path))
         for warning in result.warnings:
             click.echo(f"warning: {warning}", err=True)
@@ -140,12 +140,14 @@ def run_group() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``interpkit`` command; returns the exit status.
 
-    0 on success, 2 for a user error (one line on stderr, no traceback), click's own
-    status for usage errors.
+    0 on success, 2 for a user error (one line on stderr, no traceback; set
+    ``INTERPKIT_DEBUG=1`` to see it), click's own status for usage errors.
     """
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="interpkit", standalone_mode=False)
     except InterpkitError as exc:
+        if os.environ.get("INTERPKIT_DEBUG"):
+            raise
         click.echo(f"error: {exc}", err=True)
         return 2
     except click.exceptions.Abort:

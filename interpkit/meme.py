@@ -199,6 +199,9 @@ class _Parser:
         return text
 
 
+_MATRIX = re.compile(r"(letter-probability|log-odds)\s+matrix\s*:?")
+
+
 def _is_number(token: str) -> bool:
     try:
         float(token)
@@ -209,7 +212,7 @@ def _is_number(token: str) -> bool:
 
 def _header_values(p: _Parser, lineno: int, text: str) -> dict[str, Any]:
     """The key= value pairs of a matrix header line, converted (alength, w, nsites: int; E: float)."""
-    pairs = dict(re.findall(r"(\S+?)=\s*(\S+)", text.split(":", 1)[1]))
+    pairs = dict(re.findall(r"(\S+?)=\s*(\S+)", _MATRIX.sub("", text, count=1)))
     out: dict[str, Any] = {}
     for key, kind in (("alength", int), ("w", int), ("nsites", float), ("E", float)):
         if key in pairs:
@@ -275,7 +278,7 @@ def _read_motif(p: _Parser, lineno: int, text: str, alphabet: str) -> Motif:
     ppm, url, values, matrix_line = None, None, {}, lineno
     while (following := p.peek()) and not following.startswith("MOTIF"):
         line, text = p.next()
-        if text.startswith(("letter-probability matrix", "log-odds matrix")):
+        if _MATRIX.match(text):
             header = _header_values(p, line, text)
             probabilities = text.startswith("letter")
             rows = _read_rows(p, motif_id, header.get("w"), line, probabilities)
@@ -340,15 +343,17 @@ def read_meme(path: str | os.PathLike) -> MemeFile:
     MissingFileError
         If ``path`` does not exist or cannot be read.
     InputError
-        If the file is empty, lacks the "MEME version" line, declares another alphabet, has no
-        motifs, or a matrix has a non-numeric value, a row of the wrong length, fewer rows than
+        If the file is empty or not UTF-8 text, lacks the "MEME version" line, declares another
+        alphabet, has no motifs, repeats a motif identifier, or a matrix has a non-numeric value, a row of the wrong length, fewer rows than
         ``w``, or a row that is not a probability distribution. The message names the file and the
         1-based line.
     """
     path = Path(path)
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"MEME file {path} is not UTF-8 text ({exc}); MEME files are plain ASCII.") from None
+    except OSError as exc:
         raise MissingFileError(f"cannot read MEME file {path}: {exc}; check the path.") from None
     p = _Parser(path, text.splitlines())
     lineno, text = p.next()
@@ -358,6 +363,7 @@ def read_meme(path: str | os.PathLike) -> MemeFile:
     if version is None:
         raise p.error(lineno, f"found {text[:40]!r} where the 'MEME version 4' line must come first.")
     alphabet, strands, background, motifs = "ACGT", "+ -", None, []
+    seen: dict[str, int] = {}
     while (found := p.next())[0] is not None:
         lineno, text = found
         if text.startswith("ALPHABET"):
@@ -375,7 +381,12 @@ def read_meme(path: str | os.PathLike) -> MemeFile:
         elif text.startswith("Background letter frequencies"):
             background = _read_background(p, lineno, alphabet)
         elif text.startswith("MOTIF"):
-            motifs.append(_read_motif(p, lineno, text, alphabet))
+            motif = _read_motif(p, lineno, text, alphabet)
+            if motif.id in seen:
+                raise p.error(lineno, f"motif identifier {motif.id} is used twice (first on line {seen[motif.id]}); "
+                                      "MEME identifiers must be unique, so rename one.")
+            seen[motif.id] = lineno
+            motifs.append(motif)
     if not motifs:
         raise p.error(None, "the file has no MOTIF entries; expected 'MOTIF <id>' followed by a letter-probability matrix.")
     return MemeFile(tuple(motifs), alphabet, strands, check_background(background), version.group(1))

@@ -7,9 +7,12 @@ once here, so every method that takes one uses the same name, type and default.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from interpkit.errors import InputError, InputTypeError
 
@@ -67,10 +70,14 @@ class Param:
         InputTypeError
             Wrong type (bool is never accepted as a number).
         InputError
-            Out of bounds or not among ``choices``.
+            NaN or infinite, out of bounds, or not among ``choices``.
         """
         if value is None:
             return None
+        if isinstance(value, np.generic):
+            value = value.item()  # np.int64 from an array is an int here
+        if self.type is float and isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"{self.name} == {value}, must be a finite number.")
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if isinstance(value, bool) != (self.type is bool) or not isinstance(value, self.type):

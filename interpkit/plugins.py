@@ -232,6 +232,13 @@ _CACHE: dict[tuple, Registry] = {}
 def get_registry(plugins: Iterable[ModuleType | object] = (), *, autoload: bool | None = None) -> Registry:
     """The registry of everything the plugins provide.
 
+    Parameters
+    ----------
+    plugins : iterable of modules or objects
+        Plugins to register directly, besides entry points. Default is ().
+    autoload : bool or None
+        As in :func:`get_plugin_manager`. Default is None.
+
     Built on first use and cached per (autoload setting, disabled names, explicit
     plugins); call :func:`clear_cache` after installing a plugin in a running process.
 

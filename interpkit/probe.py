@@ -29,6 +29,7 @@ from interpkit.errors import CapabilityError, InputError
 from interpkit.tables import Table
 
 __all__ = [
+    "INPUT",
     "LAYER_KINDS",
     "Geometry",
     "LayerInfo",
@@ -43,8 +44,13 @@ LOCAL_KINDS = ("conv", "maxpool", "avgpool")
 #: Kinds whose output mixes every position: geometry becomes "whole input".
 GLOBAL_KINDS = ("dense", "flatten", "global_pool", "recurrent", "attention")
 #: Kinds that act position by position (or merge aligned branches) and keep geometry.
-POINTWISE_KINDS = ("activation", "norm", "dropout", "add", "multiply", "concat", "identity", "other")
-LAYER_KINDS = LOCAL_KINDS + GLOBAL_KINDS + POINTWISE_KINDS
+POINTWISE_KINDS = ("activation", "norm", "dropout", "add", "multiply", "concat", "identity")
+#: A layer whose effect on positions is not known (cropping, upsampling, custom code): the
+#: geometry of it and everything above it is unknown, reported like a global layer.
+UNKNOWN_KINDS = ("unknown",)
+LAYER_KINDS = LOCAL_KINDS + GLOBAL_KINDS + POINTWISE_KINDS + UNKNOWN_KINDS
+#: Name that ``LayerInfo.inputs`` uses for the model's one-hot input (for branches starting there).
+INPUT = "<input>"
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,9 @@ class LayerInfo:
     kind : str
         One of :data:`LAYER_KINDS`: "conv", "maxpool", "avgpool" are local;
         "dense", "flatten", "global_pool", "recurrent", "attention" see the whole
-        input; the rest ("activation", "norm", "dropout", "add", ...) keep positions.
+        input; "activation", "norm", "dropout", "add", "multiply", "concat", "identity"
+        keep positions; "unknown" (cropping, upsampling, custom layers) makes the
+        geometry above it unknown rather than silently wrong.
     kernel_size : int
         Kernel (or pool) size along the sequence, bp of its input. Default is 1.
     stride : int
@@ -71,8 +79,9 @@ class LayerInfo:
     channels : int or None
         Output channels (filters, units). Default is None (unknown).
     inputs : tuple of str
-        Names of the layers feeding this one; empty means the previous layer of the
-        table (or the model input for the first layer). Default is ().
+        Names of the layers feeding this one, :data:`INPUT` for the model input; empty
+        means the previous layer of the table (or the model input for the first
+        layer). Default is ().
     activation : str or None
         Activation fused into the layer (e.g. Keras ``Conv1D(activation="relu")``).
         Default is None.
@@ -166,17 +175,20 @@ def receptive_fields(layers: Sequence[LayerInfo]) -> list[Geometry]:
     Raises
     ------
     InputError
-        If a layer names an unknown input, or merges inputs with different jumps.
+        If a layer name repeats, a layer names an unknown input, or merges inputs with
+        different jumps.
 
     Examples
     --------
     Basset's stack conv19-pool3-conv11-pool4-conv7-pool4 (no padding): receptive
     fields 19, 21, 51, 60, 132, 168 bp with jumps 1, 3, 3, 12, 12, 48.
     """
-    out: dict[str, Geometry] = {}
+    out: dict[str, Geometry] = {INPUT: _INPUT}
     result: list[Geometry] = []
     previous = _INPUT
     for layer in layers:
+        if layer.name in out:
+            raise InputError(f"layer name {layer.name!r} appears twice in the layer table; names must be unique.")
         if layer.inputs:
             missing = [n for n in layer.inputs if n not in out]
             if missing:
@@ -184,7 +196,7 @@ def receptive_fields(layers: Sequence[LayerInfo]) -> list[Geometry]:
             parent = _merge(layer.name, [out[n] for n in layer.inputs])
         else:
             parent = previous
-        if layer.kind in GLOBAL_KINDS or parent.is_global:
+        if layer.kind in GLOBAL_KINDS + UNKNOWN_KINDS or parent.is_global:
             geom = _GLOBAL
         elif layer.kind in LOCAL_KINDS:
             k_eff = layer.dilation * (layer.kernel_size - 1) + 1
@@ -203,6 +215,13 @@ def receptive_fields(layers: Sequence[LayerInfo]) -> list[Geometry]:
 
 def resolve_layer(layers: Sequence[LayerInfo], layer: str | int) -> tuple[int, LayerInfo]:
     """Find a layer by name or by index in the layer table.
+
+    Parameters
+    ----------
+    layers : sequence of LayerInfo
+        The layer table, in execution order.
+    layer : str or int
+        The framework's layer name, or a 0-based index into ``layers``.
 
     Returns
     -------
@@ -228,8 +247,21 @@ def resolve_layer(layers: Sequence[LayerInfo], layer: str | int) -> tuple[int, L
 def layer_table(layers: Sequence[LayerInfo]) -> Table:
     """The layer table with geometry, as printed by ``interpkit info``.
 
-    Columns: index, name, kind, kernel_size, stride, dilation, padding, pool_size,
-    channels, receptive_field (bp, "all" for global), jump (bp), start (bp).
+    Parameters
+    ----------
+    layers : sequence of LayerInfo
+        In execution order.
+
+    Returns
+    -------
+    Table
+        Columns: index, name, kind, kernel_size, stride, dilation, padding, pool_size,
+        channels, receptive_field (bp; "all" when global or unknown), jump (bp), start (bp).
+
+    Raises
+    ------
+    InputError
+        As :func:`receptive_fields`.
     """
     geoms = receptive_fields(layers)
     rows = []

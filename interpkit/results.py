@@ -89,12 +89,13 @@ class Result:
         object.__setattr__(self, "warnings", tuple(self.warnings))
 
     def write(self, out_dir: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
-        """Write every part of the result into ``out_dir`` (which must exist).
+        """Write every part of the result into ``out_dir`` (created if absent).
 
         Files: ``<method>.npz`` (arrays, plus ``delta`` and ``sequence_names``),
         ``<method>_<table>.tsv`` per table, ``<method>.meme`` when there are motifs,
         and ``<method>.json`` (params, provenance, warnings and the list of files).
-        Each file is written atomically.
+        Every target is checked before anything is written, and each file is written
+        atomically; values JSON cannot hold are written as their ``repr``.
 
         Returns
         -------
@@ -104,15 +105,32 @@ class Result:
         Raises
         ------
         InputError
-            If a file exists and ``overwrite`` is False.
+            If any of the files exists and ``overwrite`` is False (nothing is written).
         """
         out = Path(out_dir)
-        written: list[Path] = []
+        out.mkdir(parents=True, exist_ok=True)
         arrays = dict(self.arrays)
         if self.delta is not None:
             arrays["delta"] = self.delta
         if self.sequence_names:
             arrays["sequence_names"] = np.array(self.sequence_names)
+        planned = ([out / f"{self.method}.npz"] if arrays else []) + [
+            out / f"{self.method}_{name}.tsv" for name in self.tables
+        ] + ([out / f"{self.method}.meme"] if self.motifs else [])
+        manifest = out / f"{self.method}.json"
+        body = json.dumps({
+            "method": self.method,
+            "params": _jsonable(self.params),
+            "provenance": _jsonable(self.provenance),
+            "warnings": list(self.warnings),
+            "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
+            "files": [p.name for p in planned],
+        }, indent=2, default=repr)
+        existing = [p.name for p in [*planned, manifest] if p.exists()]
+        if existing and not overwrite:  # check everything before writing anything
+            raise InputError(f"{out} already holds {', '.join(existing)}; choose another directory or pass "
+                             "overwrite=True (--force).")
+        written: list[Path] = []
         if arrays:
             path = out / f"{self.method}.npz"
             with atomic_write(path, mode="wb", overwrite=overwrite) as handle:
@@ -128,17 +146,8 @@ class Result:
             path = out / f"{self.method}.meme"
             write_meme(path, self.motifs, overwrite=overwrite)
             written.append(path)
-        manifest = out / f"{self.method}.json"
-        body = {
-            "method": self.method,
-            "params": _jsonable(self.params),
-            "provenance": _jsonable(self.provenance),
-            "warnings": list(self.warnings),
-            "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
-            "files": [p.name for p in written],
-        }
         with atomic_write(manifest, overwrite=overwrite) as handle:
-            json.dump(body, handle, indent=2)
+            handle.write(body)
         return [*written, manifest]
 
     def report_section(self, *, max_rows: int = 50) -> str:

@@ -379,7 +379,7 @@ def _seed(random_state: Any) -> int:
     return int(random_state) if isinstance(random_state, numbers.Integral) else int(rng.integers(2**63))
 
 
-def shuffle(X: Any, *, n: int = 1, random_state: Any = None) -> np.ndarray:
+def shuffle(X: Any, *, n: int = 1, random_state: Any = 0) -> np.ndarray:
     """Mononucleotide shuffles: random permutations of the positions of each sequence.
 
     Parameters
@@ -391,7 +391,7 @@ def shuffle(X: Any, *, n: int = 1, random_state: Any = None) -> np.ndarray:
     random_state : None, int >= 0 or numpy.random.Generator
         Seed. Sequence i uses ``numpy.random.default_rng([seed, i])``, so its shuffles depend
         only on the seed, i and the sequence, never on the rest of the batch. A Generator gives
-        one seed drawn from it; None draws fresh entropy. Default is None.
+        one seed drawn from it; None draws fresh entropy. Default is 0, as everywhere in interpkit.
 
     Returns
     -------
@@ -413,15 +413,44 @@ def shuffle(X: Any, *, n: int = 1, random_state: Any = None) -> np.ndarray:
     return out
 
 
-def dinucleotide_shuffle(X: Any, *, n: int = 1, random_state: Any = None) -> np.ndarray:
+def _last_exit_edges(rng: np.random.Generator, n: int, tgt: np.ndarray, by_src: np.ndarray, starts: np.ndarray,
+                     counts: np.ndarray, need: np.ndarray, last: int) -> np.ndarray:
+    """Uniform random last-exit trees rooted at ``last``, for n shuffles at once: (n, 5) edge indices.
+
+    Wilson (1996, STOC, "Generating random spanning trees more quickly than the cover time"):
+    from each vertex not yet in the tree, walk along uniformly chosen out-edges until the tree is
+    hit, remembering the last edge taken from each vertex (which erases loops), then add that path.
+    Every edge-labelled tree is equally likely, as with Altschul and Erickson's rejection sampling,
+    but the time is the walks' hitting time rather than exponential in low-complexity sequences.
+    """
+    exit_pos = np.zeros((n, 5), dtype=np.intp)
+    in_tree = np.zeros((n, 5), dtype=bool)
+    in_tree[:, last] = True
+    shuffles = np.arange(n)
+    for v in np.flatnonzero(need):
+        for add in (False, True):  # first the random walk, then the retrace that adds its loop-erased path
+            u = np.full(n, v)
+            active = ~in_tree[:, v]
+            while active.any():
+                a, ua = shuffles[active], u[active]
+                if add:
+                    in_tree[a, ua] = True
+                else:
+                    exit_pos[a, ua] = by_src[starts[ua] + rng.integers(0, counts[ua])]
+                u[a] = tgt[exit_pos[a, ua]]
+                active[a] = ~in_tree[a, u[a]]
+    return exit_pos
+
+
+def dinucleotide_shuffle(X: Any, *, n: int = 1, random_state: Any = 0) -> np.ndarray:
     """Dinucleotide shuffles that keep every dinucleotide count exactly.
 
     Each shuffle is a uniformly random Eulerian walk from the first symbol to the last through the
     multigraph with vertices A, C, G, T, N and one edge per adjacent pair (Altschul & Erickson 1985,
     Mol. Biol. Evol. 2:526), sampled as in Kandel et al. 1996 (Discrete Appl. Math. 71:171) and
-    uShuffle: each vertex but the last symbol draws a last-exit out-edge, redrawn until these form
-    a tree rooted at the last symbol; its other out-edges are randomly permuted; the walk leaves
-    each vertex by its edges in that order.
+    uShuffle: the last-exit out-edges of all vertices but the last symbol form a uniformly random
+    tree rooted at the last symbol (drawn with Wilson's algorithm); each vertex's other out-edges
+    are randomly permuted; the walk leaves each vertex by its edges in that order.
 
     Parameters
     ----------
@@ -432,7 +461,7 @@ def dinucleotide_shuffle(X: Any, *, n: int = 1, random_state: Any = None) -> np.
     random_state : None, int >= 0 or numpy.random.Generator
         Seed. Sequence i uses ``numpy.random.default_rng([seed, i])``, so its shuffles depend
         only on the seed, i and the sequence, never on the rest of the batch. A Generator gives
-        one seed drawn from it; None draws fresh entropy. Default is None.
+        one seed drawn from it; None draws fresh entropy. Default is 0, as everywhere in interpkit.
 
     Returns
     -------
@@ -463,16 +492,7 @@ def dinucleotide_shuffle(X: Any, *, n: int = 1, random_state: Any = None) -> np.
         starts[i] = np.cumsum(counts) - counts
         by_src = np.argsort(src, kind="stable")
         need = (counts > 0) & (verts != last)
-        exit_pos = np.zeros((n, 5), dtype=np.intp)
-        todo = np.arange(n)
-        while todo.size:  # rejection sampling of a last-exit tree rooted at `last`
-            pick = by_src[np.minimum(starts[i] + rng.integers(0, np.maximum(counts, 1), (todo.size, 5)), L - 2)]
-            exit_pos[todo] = pick
-            parent = np.where(need, tgt[pick], last)
-            node = np.broadcast_to(verts, parent.shape)
-            for _ in range(4):
-                node = np.take_along_axis(parent, node, axis=1)
-            todo = todo[~(node == last).all(axis=1)]
+        exit_pos = _last_exit_edges(rng, n, tgt, by_src, starts[i], counts, need, last)
         keys = rng.random((n, L - 1)) + 2.0 * src  # random order inside each source group ...
         keys[np.arange(n)[:, None], exit_pos[:, need]] = 2.0 * verts[need] + 1.5  # ... last exit at its end
         edges[i] = tgt[keys.argsort(axis=1)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,18 @@ def _caps(values: Any) -> frozenset[Capability]:
     return frozenset(Capability(v) for v in values)
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+#: Keywords that ``interpkit.run`` and ``interpkit run`` use themselves; a method option may not take them.
+RESERVED_PARAMS = frozenset({"model", "X", "names", "registry", "method", "sequences", "out", "force",
+                             "backend", "arch", "help"})
+
+
+def _check_name(kind: str, name: Any) -> None:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise PluginError(f"{kind} name {name!r} must be letters, digits, '_', '-' or '.', starting with a "
+                          "letter or digit (it becomes a CLI word and a file name).")
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """An interpretation method.
@@ -54,7 +67,8 @@ class MethodSpec:
     Attributes
     ----------
     name : str
-        The verb users type: ``interpkit run NAME`` / ``interpkit.run("NAME", ...)``.
+        The verb users type: ``interpkit run NAME`` / ``interpkit.run("NAME", ...)``;
+        letters, digits, "_", "-", ".".
     func : callable or str
         ``func(model, X, **options) -> Result``; may also accept ``names`` (the
         sequence names) as a keyword, which :func:`interpkit.run` then passes.
@@ -63,7 +77,13 @@ class MethodSpec:
     requires : frozenset of Capability
         What the model must provide. Default is {PREDICT}.
     params : tuple of Param
-        Declared options; the CLI and docs are generated from them.
+        Declared options; the CLI and docs are generated from them. Names must be unique
+        and not in :data:`RESERVED_PARAMS`.
+
+    Raises
+    ------
+    PluginError
+        For an invalid name or option names that clash.
     source : str
         The paper (and equation) the method implements.
     """
@@ -76,8 +96,14 @@ class MethodSpec:
     source: str = ""
 
     def __post_init__(self) -> None:
+        _check_name("method", self.name)
         object.__setattr__(self, "requires", _caps(self.requires))
         object.__setattr__(self, "params", tuple(self.params))
+        names = [p.name for p in self.params]
+        clash = sorted(set(names) & RESERVED_PARAMS)
+        if clash or len(set(names)) != len(names):
+            raise PluginError(f"method {self.name!r}: option names must be unique and not one of "
+                              f"{', '.join(sorted(RESERVED_PARAMS))}; got {names}.")
 
     def resolve(self) -> Callable:
         """The method's function, imported on first use."""
@@ -119,6 +145,7 @@ class BackendSpec:
     capabilities: frozenset[Capability] = frozenset({Capability.PREDICT})
 
     def __post_init__(self) -> None:
+        _check_name("backend", self.name)
         object.__setattr__(self, "capabilities", _caps(self.capabilities))
         object.__setattr__(self, "suffixes", tuple(s.lower() for s in self.suffixes))
 
@@ -167,6 +194,9 @@ class ModelSpec:
     load: Callable | str
     summary: str
     source: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("model", self.name)
 
     def resolve(self) -> Callable:
         """The architecture's loader, imported on first use."""

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from interpkit._io import atomic_write
-from interpkit.errors import InputError
+from interpkit.errors import InputError, MissingFileError
 
 __all__ = ["Table"]
 
@@ -68,7 +68,13 @@ class Table:
         return [dict(zip(self.columns, row)) for row in self.rows]
 
     def to_tsv(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
-        """Write tab-separated values with a header line, atomically (no padding, '' for None)."""
+        """Write tab-separated values with a header line, atomically (no padding, '' for None).
+
+        Raises
+        ------
+        InputError
+            If ``path`` exists and ``overwrite`` is False.
+        """
         with atomic_write(path, overwrite=overwrite) as handle:
             writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
             writer.writerow(self.columns)
@@ -77,8 +83,18 @@ class Table:
 
     @classmethod
     def read_tsv(cls, path: str | os.PathLike) -> Table:
-        """Read a TSV written by :meth:`to_tsv`; values come back as strings."""
-        with open(path, newline="") as handle:
+        """Read a TSV written by :meth:`to_tsv`; values come back as strings.
+
+        Raises
+        ------
+        MissingFileError
+            If ``path`` does not exist.
+        InputError
+            If the file is empty or a row has another number of fields than the header.
+        """
+        if not os.path.isfile(path):
+            raise MissingFileError(f"TSV file {path} does not exist.")
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle, delimiter="\t")
             header = next(reader, None)
             if header is None:

@@ -42,7 +42,22 @@ __all__ = [
 
 
 def random_one_hot(n: int, length: int, *, random_state: int = 0) -> np.ndarray:
-    """Uniform random one-hot DNA, shape (n, 4, length), float32 (test data)."""
+    """Uniform random one-hot DNA for conformance tests.
+
+    Parameters
+    ----------
+    n : int
+        Number of sequences.
+    length : int
+        Sequence length in bp.
+    random_state : int
+        Seed. Default is 0.
+
+    Returns
+    -------
+    X : ndarray of shape (n, 4, length), float32
+        Each base drawn uniformly from A, C, G, T; no N columns.
+    """
     rng = np.random.default_rng(random_state)
     return np.eye(4, dtype=np.float32)[rng.integers(0, 4, size=(n, length))].transpose(0, 2, 1).copy()
 

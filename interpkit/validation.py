@@ -209,12 +209,20 @@ def check_scalar(
     InputTypeError
         If ``x`` is not an instance of ``target_type`` (bool is never an int here).
     InputError
-        If ``x`` is below ``min_val`` or above ``max_val``.
+        If ``x`` is NaN or infinite, below ``min_val`` or above ``max_val``.
+
+    Returns
+    -------
+    The value, numpy scalars converted to Python scalars.
     """
     types = target_type if isinstance(target_type, tuple) else (target_type,)
+    if isinstance(x, np.generic) and not isinstance(x, np.bool_):
+        x = x.item()  # numpy scalars (np.int64 from an array) count as their Python type
     if isinstance(x, bool) and bool not in types or not isinstance(x, types):
         names = " or ".join(t.__name__ for t in types)
         raise InputTypeError(f"{name} must be {names}, got {type(x).__name__} ({x!r}).")
+    if isinstance(x, float) and not np.isfinite(x):
+        raise InputError(f"{name} == {x}, must be a finite number.")
     if min_val is not None and x < min_val:
         raise InputError(f"{name} == {x}, must be >= {min_val}.")
     if max_val is not None and x > max_val:

@@ -19,6 +19,8 @@ def shared() -> Path:
 
 
 @pytest.fixture(scope="session")
-def ctcf_fasta(shared: Path) -> Path:
-    """500 GM12878 CTCF ChIP-seq peaks, 200 bp, soft-masked (gimmemotifs, MIT)."""
-    return shared / "data" / "peaks" / "Gm12878.CTCF.top500.w200.fa"
+def ctcf_fasta() -> Path:
+    """500 GM12878 CTCF ChIP-seq peaks, 200 bp, soft-masked (gimmemotifs, MIT), as shipped in the package."""
+    from interpkit.data import CTCF_PEAKS
+
+    return CTCF_PEAKS

@@ -121,3 +121,40 @@ def test_pwm_model_from_arrays_runs_through_run():
     m = PWMScanModel([match_pwm("ACG")], ["acg"])
     result = interpkit.run("predict", m, one_hot_encode(["TTACGTT"]), batch_size=1)
     assert result.arrays["predictions"].tolist() == [[3.0]]
+
+
+def test_run_and_load_raise_on_bad_arguments(meme_file):
+    X = one_hot_encode(["ACGTAC", "TTTTTT", "GGGGGG"])
+    with pytest.raises(InputError, match="names has 1 entries for 3 sequences"):
+        interpkit.run("predict", meme_file, X, names=["a"])
+    with pytest.raises(InputError, match=r"backend 'numpy' does not take option\(s\) foo; it takes: pseudocount"):
+        interpkit.load(meme_file, foo=1)
+    with pytest.raises(InputError, match="architecture 'pwm-scan' does not take option"):
+        interpkit.load(meme_file, arch="pwm-scan", foo=1)
+    with pytest.raises(InputError, match="pseudocount == nan, must be a finite number"):
+        interpkit.load(meme_file, pseudocount=float("nan"))
+    assert interpkit.run("predict", meme_file, X, batch_size=np.int64(2)).params["batch_size"] == 2
+
+
+def test_method_crash_names_the_plugin():
+    def broken(model, X):
+        return {}["missing"]
+
+    class Plugin:
+        @hookimpl
+        def register_methods(self):
+            return [MethodSpec("broken", broken, "always fails")]
+
+    registry = get_registry([Plugin()], autoload=False)
+    with pytest.raises(PluginError, match=r"method 'broken' from plugin .* failed: KeyError: 'missing'") as err:
+        interpkit.run("broken", SumModel(), one_hot_encode(["ACGT"]), registry=registry)
+    assert isinstance(err.value.__cause__, KeyError)
+
+
+def test_spec_names_and_reserved_options_raise():
+    with pytest.raises(PluginError, match="method name 'weird/name'"):
+        MethodSpec("weird/name", len, "x")
+    with pytest.raises(PluginError, match="option names must be unique and not one of"):
+        MethodSpec("ok", len, "x", params=(interpkit.Param("out", str, None, "clashes with --out"),))
+    with pytest.raises(PluginError, match="backend name ''"):
+        BackendSpec("", len, "x")

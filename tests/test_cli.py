@@ -88,3 +88,10 @@ def test_run_verbose_shows_progress(tmp_path, meme_file, fasta, capsys):
     argv = ["run", "predict", str(meme_file), "-s", str(fasta), "-o", str(tmp_path / "o"), "--verbose"]
     assert main(argv) == 0
     assert "predict" in capsys.readouterr().err  # the tqdm bar's label
+
+
+def test_failed_run_creates_no_output_directory(tmp_path, meme_file, fasta, capsys):
+    out = tmp_path / "never"
+    assert main(["run", "predict", str(meme_file), "-s", str(fasta), "-o", str(out), "--batch-size", "0"]) == 2
+    assert "batch_size == 0" in capsys.readouterr().err
+    assert not out.exists()

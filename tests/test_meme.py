@@ -161,3 +161,31 @@ def test_meme_raises(tmp_path):
     assert not (tmp_path / "new.meme").exists()
     write_meme(tmp_path / "ok.meme", good[:1], overwrite=True)
     assert len(read_meme(tmp_path / "ok.meme").motifs) == 1
+
+
+def test_meme_tolerant_header_bom_and_rounded_background(tmp_path):
+    # MEME's own files: extra spaces in the header, a UTF-8 byte-order mark, a 3-decimal background.
+    text = ("\ufeffMEME version 5\n\nALPHABET= ACGT\n\nBackground letter frequencies\nA 0.292 C 0.209 G 0.209 T 0.292\n\n"
+            "MOTIF m1\nletter-probability   matrix:  alength= 4 w= 2\n1 0 0 0\n0 0 0 1\n")
+    path = tmp_path / "m.meme"
+    path.write_text(text, encoding="utf-8")
+    meme = read_meme(path)
+    assert meme.motifs[0].consensus() == "AT"
+    assert meme.background.sum() == pytest.approx(1.0) and meme.background[0] == pytest.approx(0.292 / 1.002)
+
+
+def test_meme_header_and_identifier_raises(tmp_path):
+    cases = {
+        "no colon": ("MEME version 4\n\nMOTIF m1\nletter-probability matrix alength= 4 w= 1\n1 0 0 0\n", None),
+        "duplicate": (("MEME version 4\n\nMOTIF m1\nletter-probability matrix: w= 1\n1 0 0 0\n"
+                       "MOTIF m1\nletter-probability matrix: w= 1\n0 1 0 0\n"), "used twice"),
+        "latin-1": ("MEME version 4\n\nMOTIF m\xe9\nletter-probability matrix: w= 1\n1 0 0 0\n", "not UTF-8"),
+    }
+    for what, (text, message) in cases.items():
+        path = tmp_path / f"{what}.meme"
+        path.write_bytes(text.encode("latin-1"))
+        if message is None:  # a header without its colon is still read
+            assert read_meme(path).motifs[0].consensus() == "A", what
+            continue
+        with pytest.raises(InputError, match=message):
+            read_meme(path)

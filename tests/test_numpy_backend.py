@@ -21,22 +21,27 @@ def model(**kw):
     return PWMScanModel(PWMS, ["acgt", "tag"], **kw)
 
 
-def padded(pwm, width=4):
-    return np.pad(pwm, ((0, 0), (0, width - pwm.shape[1])))
-
-
 @pytest.mark.parametrize("reduction", ["max", "sum"])
 @pytest.mark.parametrize("both", [False, True])
 def test_predict_equals_loop_oracle(reduction, both):
     y = model(reduction=reduction, both_strands=both).predict(one_hot_encode(SEQS))
     for n, seq in enumerate(SEQS):
         for t, pwm in enumerate(PWMS):
-            fwd = window_scores(seq, padded(pwm))
-            if both:  # a window's reverse-complement score is the forward score of its rc
-                rev = [window_scores(seq[i:i + 4], padded(pwm)[::-1, ::-1])[0] for i in range(len(fwd))]
-                fwd = [max(a, b) for a, b in zip(fwd, rev)]
+            fwd = window_scores(seq, pwm)
+            if both:  # a window's score on the other strand: the reverse-complement PWM on the same window
+                fwd = [max(a, b) for a, b in zip(fwd, window_scores(seq, pwm[::-1, ::-1]))]
             expected = max(fwd) if reduction == "max" else sum(fwd)
             assert y[n, t] == pytest.approx(expected, abs=1e-5), (seq, t)
+
+
+def test_short_motif_reaches_the_sequence_end():
+    # A 3-bp motif beside a 4-bp one: its site in the last 3 bp must count (3 = full match).
+    m = PWMScanModel([match_pwm("ACGT"), match_pwm("TAG")], ["acgt", "tag"], both_strands=True)
+    X = one_hot_encode(["GGGGGGGTAG", "GGGGGGGCTA"])  # TAG at the end; its reverse complement CTA
+    assert m.predict(X)[:, 1].tolist() == [3.0, 3.0]
+    assert m.gradient(X, 1)[0, :, 7:].tolist() == match_pwm("TAG").tolist()
+    A = m.activations(X, "scan")
+    assert A.shape == (2, 2, 8) and np.isinf(A[:, 0, 7]).all() and A[0, 1, 7] == 3.0
 
 
 def test_known_values_by_hand():
@@ -64,10 +69,10 @@ def test_gradient_sum_is_pwm_summed_over_windows():
     m = model(reduction="sum")
     X = one_hot_encode(SEQS)
     G = m.gradient(X, 1)
-    L, pwm = len(SEQS[0]), padded(PWMS[1])
+    L, pwm = len(SEQS[0]), PWMS[1]
     expected = np.zeros((4, L))
-    for i in range(L - 4 + 1):
-        expected[:, i:i + 4] += pwm
+    for i in range(L - 3 + 1):  # every window of the 3-bp motif, up to the last base
+        expected[:, i:i + 3] += pwm
     for n in range(len(SEQS)):
         np.testing.assert_allclose(G[n], expected)
     # f is linear in X for reduction "sum": f(X) = <G, X>.
@@ -78,7 +83,7 @@ def test_activations_and_neuron():
     m = model(both_strands=True)
     X = one_hot_encode(SEQS)
     A = m.activations(X, "scan")
-    assert A.shape == (4, 2, len(SEQS[0]) - 3)
+    assert A.shape == (4, 2, len(SEQS[0]) - 3 + 1)  # windows up to L - w_min, w_min = 3
     np.testing.assert_allclose(A.max(axis=2), m.predict(X))
     np.testing.assert_allclose(m.activations(X, "pool")[:, :, 0], m.predict(X))
     np.testing.assert_allclose(m.neuron("scan", 0, X[:, :, 2:6]), A[:, 0, 2])

@@ -108,3 +108,20 @@ def test_probe_raises():
         resolve_layer(basset_layers(), 99)
     with pytest.raises(InputError, match="whole input"):
         receptive_fields([LayerInfo("d", "dense")])[0].window(0)
+
+
+def test_branch_from_input_duplicate_names_and_unknown_kind():
+    from interpkit.probe import INPUT
+
+    layers = [
+        LayerInfo("conv_a", "conv", kernel_size=5),
+        LayerInfo("conv_b", "conv", kernel_size=9, inputs=(INPUT,)),  # second branch from the one-hot input
+        LayerInfo("cat", "concat", inputs=("conv_a", "conv_b")),
+        LayerInfo("crop", "unknown"),
+        LayerInfo("conv_c", "conv", kernel_size=3),
+    ]
+    g = receptive_fields(layers)
+    assert g[1].receptive_field == 9 and g[2].receptive_field == 9  # not 5 + 8 = 13
+    assert g[3].receptive_field is None and g[4].receptive_field is None  # unknown, never silently wrong
+    with pytest.raises(InputError, match="'conv_a' appears twice"):
+        receptive_fields([LayerInfo("conv_a", "conv"), LayerInfo("conv_a", "conv")])

@@ -370,3 +370,22 @@ def test_shuffle_raises(func):
 
 def test_constants():
     assert (DNA, RNA) == ("ACGT", "ACGU")
+
+
+def test_dinucleotide_shuffle_low_complexity_is_fast_and_exact():
+    # Long single-base runs made the rejection sampling of last-exit trees exponentially slow;
+    # Wilson's algorithm finishes at once. Counts are checked independently on the strings.
+    import time
+    from collections import Counter
+
+    unique_path = "A" * 200 + "C" * 200 + "G" * 200 + "T" * 200  # its only Eulerian walk is itself
+    runs = ("A" * 100 + "C" * 100) * 4  # run lengths can be redistributed: many walks
+    start = time.perf_counter()
+    X = dinucleotide_shuffle(one_hot_encode([unique_path, runs]), n=10, random_state=5)
+    assert time.perf_counter() - start < 10
+    for seq, shuffles in zip([unique_path, runs], X):
+        pairs = Counter(seq[i:i + 2] for i in range(len(seq) - 1))
+        decoded = one_hot_decode(shuffles)
+        assert all(Counter(s[i:i + 2] for i in range(len(s) - 1)) == pairs for s in decoded)
+    assert set(one_hot_decode(X[0])) == {unique_path}
+    assert len(set(one_hot_decode(X[1]))) > 5

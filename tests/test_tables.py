@@ -2,7 +2,7 @@
 
 import pytest
 
-from interpkit import InputError, Table
+from interpkit import InputError, MissingFileError, Table
 from interpkit._io import atomic_write, prepare_out_dir
 
 
@@ -47,3 +47,21 @@ def test_batch_slices_cover_range_with_progress(capsys):
     assert [(s.start, s.stop) for s in slices] == [(0, 4), (4, 8), (8, 10)]
     with pytest.raises(InputError, match="batch_size == 0"):
         list(batch_slices(3, 0))
+
+
+def test_result_write_checks_every_file_first(tmp_path):
+    import numpy as np
+
+    from interpkit import Result
+
+    result = Result("m", arrays={"a": np.zeros(2)}, tables={"t": Table(("x",), ((1,),))},
+                    params={"odd": object()})
+    out = tmp_path / "new" / "dir"
+    files = result.write(out)  # creates the directory; the odd param is written as its repr
+    assert [p.name for p in files] == ["m.npz", "m_t.tsv", "m.json"]
+    (out / "m.npz").unlink()
+    with pytest.raises(InputError, match="already holds m_t.tsv, m.json"):
+        result.write(out)
+    assert not (out / "m.npz").exists()  # nothing was written by the refused call
+    with pytest.raises(MissingFileError):
+        Table.read_tsv(tmp_path / "absent.tsv")

@@ -1,13 +1,14 @@
 """The analytic PWM-scanning model: every output and gradient in closed form.
 
-For motifs m = 1..M with PWMs P_m of shape (4, w) (log2-odds, zero-padded on the
-right to the common width w), a one-hot sequence X of shape (4, L) gets window scores
+For motifs m = 1..M with PWMs P_m of shape (4, w_m) (log2-odds), a one-hot sequence
+X of shape (4, L) gets window scores
 
-    S[m, i] = sum_{b, j} P_m[b, j] * X[b, i + j],        i = 0 .. L - w
+    S[m, i] = sum_{b, j < w_m} P_m[b, j] * X[b, i + j],        i = 0 .. L - w_m
 
 (with ``both_strands`` the larger of S and the same score of the reverse-complement
-PWM), and output m is ``max_i S[m, i]`` (reduction "max") or ``sum_i S[m, i]``
-("sum"), in bits. An all-zero (N) column contributes 0. This is the scoring of
+PWM on the same window), and output m is ``max_i S[m, i]`` (reduction "max") or
+``sum_i S[m, i]`` ("sum"), in bits. An all-zero (N) column contributes 0. Every motif
+is scanned over all of its own windows, whatever the widths of the others. This is the scoring of
 Stormo (2000), Bioinformatics 16:16-23, written as a one-layer convolutional model.
 """
 
@@ -36,8 +37,7 @@ class PWMScanModel(Predictor, LayerProbe):
     Parameters
     ----------
     pwms : sequence of array-like of shape (4, w_m)
-        Log-odds matrices in bits, alphabet first. Must be finite; shorter ones are
-        zero-padded on the right to the widest.
+        Log-odds matrices in bits, alphabet first. Must be finite; widths may differ.
     names : sequence of str
         Output names, one per PWM.
     reduction : {"max", "sum"}
@@ -56,8 +56,9 @@ class PWMScanModel(Predictor, LayerProbe):
 
     Notes
     -----
-    Layers: ``scan`` (conv, kernel w, M channels: the window scores S) and ``pool``
-    (global max or sum over positions). The receptive field of ``scan`` is w bp.
+    Layers: ``scan`` (conv, kernel w = the widest PWM, M channels: the window scores
+    S at i = 0 .. L - min_m w_m, and -inf where motif m does not fit, i > L - w_m) and
+    ``pool`` (global max or sum over the valid windows). Sequences must be at least w bp.
     """
 
     backend_name = "numpy"
@@ -82,10 +83,15 @@ class PWMScanModel(Predictor, LayerProbe):
         self.reduction = check_choice(reduction, "reduction", ("max", "sum"))
         self.both_strands = bool(both_strands)
         width = max(m.shape[1] for m in mats)
+        self.widths = np.array([m.shape[1] for m in mats])
+        # Right-padded forward and reverse-complement PWMs: both start at the window's first base.
         self.pwms = np.zeros((len(mats), 4, width))
+        self.pwms_rc = np.zeros((len(mats), 4, width))
         for k, m in enumerate(mats):
             self.pwms[k, :, : m.shape[1]] = m
-        self.pwms.setflags(write=False)
+            self.pwms_rc[k, :, : m.shape[1]] = m[::-1, ::-1]
+        for arr in (self.pwms, self.pwms_rc, self.widths):
+            arr.setflags(write=False)
         self._names = tuple(names)
         self._spec = InputSpec(alphabet=alphabet, length=None)
         self._model_name = model_name
@@ -154,13 +160,15 @@ class PWMScanModel(Predictor, LayerProbe):
         return X
 
     def _scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Window scores (N, M, L-w+1) and which strand won (True = reverse)."""
-        windows = sliding_window_view(X, self.width, axis=2)  # (N, 4, L-w+1, w)
+        """Window scores (N, M, L - w_min + 1), -inf where a motif does not fit, and which strand won."""
+        length = X.shape[2]
+        extra = self.width - int(self.widths.min())
+        padded = np.pad(X, ((0, 0), (0, 0), (0, extra)))  # lets the shortest motif reach the end
+        windows = sliding_window_view(padded, self.width, axis=2)  # (N, 4, L - w_min + 1, w)
         fwd = np.einsum("nbiw,mbw->nmi", windows, self.pwms)
-        if not self.both_strands:
-            return fwd, np.zeros(fwd.shape, dtype=bool)
-        rev = np.einsum("nbiw,mbw->nmi", windows, self.pwms[:, ::-1, ::-1])
-        return np.maximum(fwd, rev), rev > fwd
+        rev = np.einsum("nbiw,mbw->nmi", windows, self.pwms_rc) if self.both_strands else fwd
+        fits = np.arange(fwd.shape[2])[None, :] <= (length - self.widths)[:, None]  # (M, windows)
+        return np.where(fits, np.maximum(fwd, rev), -np.inf), rev > fwd
 
     def _batches(self, n: int, batch_size: int | None) -> list[slice]:
         size = check_scalar(batch_size, "batch_size", int, min_val=1) if batch_size is not None else _DEFAULT_BATCH
@@ -171,7 +179,7 @@ class PWMScanModel(Predictor, LayerProbe):
         out = np.empty((len(X), len(self._names)), dtype=np.float32)
         for sl in self._batches(len(X), batch_size):
             scores, _ = self._scores(X[sl])
-            out[sl] = scores.max(axis=2) if self.reduction == "max" else scores.sum(axis=2)
+            out[sl] = scores.max(axis=2) if self.reduction == "max" else np.where(np.isinf(scores), 0, scores).sum(axis=2)
         return out
 
     def _check_target(self, target: int) -> int:
@@ -182,20 +190,20 @@ class PWMScanModel(Predictor, LayerProbe):
     def gradient(self, X: np.ndarray, target: int, *, batch_size: int | None = None) -> np.ndarray:
         X = self._check(X)
         t = self._check_target(target)
+        w = int(self.widths[t])
+        fwd, rev = self.pwms[t, :, :w], self.pwms_rc[t, :, :w]
         grad = np.zeros_like(X)
-        fwd, rev = self.pwms[t], self.pwms[t, ::-1, ::-1]
         for sl in self._batches(len(X), batch_size):
             scores, is_rev = self._scores(X[sl])
-            scores, is_rev = scores[:, t], is_rev[:, t]
+            is_rev = is_rev[:, t]
             rows = np.arange(sl.start, sl.stop)
             if self.reduction == "max":
-                best = scores.argmax(axis=1)  # first maximum, a valid subgradient
+                best = scores[:, t].argmax(axis=1)  # first maximum, a valid subgradient
                 for n, i in zip(rows, best):
-                    grad[n, :, i : i + self.width] = rev if is_rev[n - sl.start, i] else fwd
+                    grad[n, :, i : i + w] = rev if is_rev[n - sl.start, i] else fwd
             else:
-                for i in range(scores.shape[1]):
-                    chosen = np.where(is_rev[:, i, None, None], rev, fwd)
-                    grad[rows, :, i : i + self.width] += chosen
+                for i in range(X.shape[2] - w + 1):
+                    grad[rows, :, i : i + w] += np.where(is_rev[:, i, None, None], rev, fwd)
         return grad.astype(np.float32)
 
     # -- LayerProbe --------------------------------------------------------------
@@ -229,18 +237,21 @@ class PWMScanModel(Predictor, LayerProbe):
 
     def neuron_gradient(self, layer: str | int, channel: int, W: np.ndarray) -> np.ndarray:
         _, is_rev = self._window_scores(layer, channel, W)
-        pwm = self.pwms[channel]
-        return np.where(is_rev[:, None, None], pwm[::-1, ::-1], pwm).astype(np.float32)
+        return np.where(is_rev[:, None, None], self.pwms_rc[channel], self.pwms[channel]).astype(np.float32)
 
 
-def load(source: object, **options: object) -> PWMScanModel:
+def load(
+    source: object, *, pseudocount: float | None = None, reduction: str | None = None, both_strands: bool | None = None
+) -> PWMScanModel:
     """Backend loader: a MEME file (options as :meth:`PWMScanModel.from_meme`) or a model object.
 
     Raises
     ------
     InputError
-        For an unsupported source or options given with an in-memory model.
+        For an unsupported source, or options given with an in-memory model.
     """
+    options = {k: v for k, v in (("pseudocount", pseudocount), ("reduction", reduction),
+                                 ("both_strands", both_strands)) if v is not None}
     if isinstance(source, PWMScanModel):
         if options:
             raise InputError(f"options {sorted(options)} apply only when loading a MEME file.")

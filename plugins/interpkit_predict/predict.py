@@ -24,7 +24,7 @@ def predict(
     verbose: bool = False,
     names: Sequence[str] | None = None,
 ) -> Result:
-    """Predict every output for every sequence.
+    """Predict every output for every sequence (a plain forward pass; no interpretation).
 
     Parameters
     ----------

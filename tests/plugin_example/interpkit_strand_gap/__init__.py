@@ -17,6 +17,16 @@ THRESHOLD = Param("threshold", float, 0.0, "Outputs with mean |gap| above this a
 def strand_gap(model, X: np.ndarray, *, batch_size: int | None = None, threshold: float = 0.0) -> Result:
     """Predictions on X and on its reverse complement, and their difference.
 
+    Parameters
+    ----------
+    model : Predictor
+    X : ndarray of shape (N, 4, L), float32
+        One-hot sequences (A, C, G, T).
+    batch_size : int or None
+        Sequences per forward pass. Default is None.
+    threshold : float
+        Mean |gap| above which an output is flagged asymmetric, in the model's units. Default is 0.0.
+
     Returns
     -------
     Result
