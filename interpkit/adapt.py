@@ -1,0 +1,253 @@
+"""Adapting canonical one-hot input to a model's own input, and its outputs to (N, T).
+
+Every backend uses these, so that layouts, alphabet orders and output reductions mean
+the same thing everywhere. Canonical input is (N, 4, L) float32 in alphabet order
+A,C,G,T (A,C,G,U for RNA); a model may want another layout (see
+:data:`interpkit.predictor.LAYOUTS`), another alphabet order (Kipoi DeepSEA: A,G,C,T)
+or another dtype. Gradients come back through :func:`from_model_layout`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from interpkit.errors import InputError
+from interpkit.predictor import LAYOUTS
+
+__all__ = [
+    "OutputReduction",
+    "alphabet_permutation",
+    "auto_batch_size",
+    "from_model_layout",
+    "infer_layout",
+    "to_model_layout",
+]
+
+
+def infer_layout(shape: Sequence[int | None], *, alphabet_size: int = 4) -> tuple[str, int | None]:
+    """Infer the layout and the sequence length from a model's declared input shape.
+
+    Parameters
+    ----------
+    shape : sequence of int or None
+        The input shape including the batch axis, None for unknown sizes, e.g.
+        (None, 200, 4) for a Keras Conv1D model or (None, 4, 600, 1) for Kipoi Basset.
+    alphabet_size : int
+        Default is 4.
+
+    Returns
+    -------
+    (layout, length)
+        layout in :data:`~interpkit.predictor.LAYOUTS`; length in bp or None (any).
+
+    Raises
+    ------
+    InputError
+        If the shape fits no layout or several (e.g. (None, 4, 4), or an unknown size
+        beside the alphabet axis); the message asks for ``layout=...``.
+    """
+    dims = list(shape)[1:]
+    a = alphabet_size
+    candidates: list[tuple[str, int | None]] = []
+    if len(dims) == 2:
+        if dims[0] == a:
+            candidates.append(("NCL", dims[1]))
+        if dims[1] == a:
+            candidates.append(("NLC", dims[0]))
+    elif len(dims) == 3:
+        if dims[0] == a and dims[1] == 1:
+            candidates.append(("NC1L", dims[2]))
+        if dims[0] == a and dims[2] == 1:
+            candidates.append(("NCL1", dims[1]))
+    if len(candidates) != 1:
+        found = "none" if not candidates else " or ".join(c[0] for c in candidates)
+        raise InputError(
+            f"cannot tell the layout of an input of shape {tuple(shape)} (fits {found}); pass layout= one of "
+            f"{', '.join(LAYOUTS)} (--layout)."
+        )
+    layout, length = candidates[0]
+    if length is not None and (length == 1 and layout in ("NCL", "NLC")):
+        raise InputError(f"input of shape {tuple(shape)} has length 1; pass layout= explicitly.")
+    return layout, length
+
+
+def alphabet_permutation(model_alphabet: str | None, alphabet: str = "ACGT") -> np.ndarray:
+    """Index array ``p`` with ``X_model[:, j] = X[:, p[j]]`` (canonical -> model channel order).
+
+    Raises
+    ------
+    InputError
+        If ``model_alphabet`` is not an ordering of ``alphabet``.
+    """
+    if model_alphabet is None:
+        return np.arange(len(alphabet))
+    if sorted(model_alphabet.upper()) != sorted(alphabet):
+        raise InputError(f"alphabet order {model_alphabet!r} is not an ordering of {alphabet!r} (e.g. 'AGCT').")
+    return np.array([alphabet.index(c) for c in model_alphabet.upper()])
+
+
+def to_model_layout(X: np.ndarray, layout: str, *, model_alphabet: str | None = None, alphabet: str = "ACGT",
+                    dtype: str = "float32") -> np.ndarray:
+    """Convert canonical one-hot (N, 4, L) to the model's layout, channel order and dtype.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, 4, L)
+    layout : {"NCL", "NLC", "NC1L", "NCL1"}
+    model_alphabet : str or None
+        Channel order of the model ("AGCT"); None keeps ``alphabet``. Default is None.
+    alphabet : str
+        Canonical alphabet. Default is "ACGT".
+    dtype : str
+        Default is "float32".
+
+    Returns
+    -------
+    ndarray
+        (N, 4, L), (N, L, 4), (N, 4, 1, L) or (N, 4, L, 1), contiguous.
+
+    Raises
+    ------
+    InputError
+        For an unknown layout or alphabet order.
+    """
+    X = X[:, alphabet_permutation(model_alphabet, alphabet)]
+    if layout == "NCL":
+        out = X
+    elif layout == "NLC":
+        out = X.transpose(0, 2, 1)
+    elif layout == "NC1L":
+        out = X[:, :, None, :]
+    elif layout == "NCL1":
+        out = X[:, :, :, None]
+    else:
+        raise InputError(f"layout == {layout!r}, must be one of {', '.join(LAYOUTS)}.")
+    return np.ascontiguousarray(out, dtype=dtype)
+
+
+def from_model_layout(G: np.ndarray, layout: str, *, model_alphabet: str | None = None,
+                      alphabet: str = "ACGT") -> np.ndarray:
+    """Inverse of :func:`to_model_layout` (for gradients): back to canonical (N, 4, L) float32.
+
+    Raises
+    ------
+    InputError
+        For an unknown layout or alphabet order.
+    """
+    if layout == "NCL":
+        out = G
+    elif layout == "NLC":
+        out = G.transpose(0, 2, 1)
+    elif layout in ("NC1L", "NCL1"):
+        out = G.reshape(G.shape[0], G.shape[1], -1)
+    else:
+        raise InputError(f"layout == {layout!r}, must be one of {', '.join(LAYOUTS)}.")
+    inverse = np.argsort(alphabet_permutation(model_alphabet, alphabet))
+    return np.ascontiguousarray(out[:, inverse], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class OutputReduction:
+    """How a model's per-position output becomes one value per output channel: (N, C, P) -> (N, T).
+
+    Attributes
+    ----------
+    positions : str
+        Where the position axis of the raw output is: "last" for (N, C, P) (PyTorch
+        convention), "middle" for (N, P, C) (Keras convention). Default is "last".
+    window : tuple of int or None
+        Half-open range [start, end) of output positions to keep (negative values
+        count from the end, as in Python slicing); None keeps all. Default is None.
+    reduce : {"mean", "max", "sum", "center"}
+        How the kept positions are combined; "center" takes the middle position of the
+        window. Default is "mean".
+    channels : tuple of int or None
+        Output channels kept, in this order; None keeps all. Default is None.
+
+    Notes
+    -----
+    Backends apply the same rule inside their framework so that gradients flow through
+    it; :meth:`apply` is the numpy reference used to test them.
+    """
+
+    positions: str = "last"
+    window: tuple[int, int] | None = None
+    reduce: str = "mean"
+    channels: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.positions not in ("last", "middle"):
+            raise InputError(f"OutputReduction.positions == {self.positions!r}, must be 'last' or 'middle'.")
+        if self.reduce not in ("mean", "max", "sum", "center"):
+            raise InputError(f"OutputReduction.reduce == {self.reduce!r}, must be 'mean', 'max', 'sum' or 'center'.")
+        if self.window is not None and len(self.window) != 2:
+            raise InputError(f"OutputReduction.window == {self.window!r}, must be (start, end).")
+        if self.channels is not None:
+            object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+
+    def check_shape(self, shape: Sequence[int]) -> None:
+        """Validate a raw output shape (N, C, P) or (N, P, C) against the rule.
+
+        Raises
+        ------
+        InputError
+            If the window is empty or a channel index is out of range.
+        """
+        if len(shape) != 3:
+            raise InputError(f"per-position output must have 3 axes, got shape {tuple(shape)}.")
+        n_channels, n_positions = (shape[1], shape[2]) if self.positions == "last" else (shape[2], shape[1])
+        start, end, _ = slice(*(self.window or (None, None))).indices(n_positions)
+        if end <= start:
+            raise InputError(f"output window {self.window} selects no positions of {n_positions}.")
+        if self.channels is not None and not all(-n_channels <= c < n_channels for c in self.channels):
+            raise InputError(f"output channels {self.channels} out of range for {n_channels} channels.")
+
+    def apply(self, y: np.ndarray) -> np.ndarray:
+        """Reference implementation on a numpy array; returns (N, T) float32."""
+        self.check_shape(y.shape)
+        if self.positions == "middle":
+            y = y.transpose(0, 2, 1)
+        if self.window is not None:
+            y = y[:, :, slice(*self.window)]
+        if self.channels is not None:
+            y = y[:, list(self.channels)]
+        if self.reduce == "center":
+            out = y[:, :, (y.shape[2] - 1) // 2]
+        else:
+            out = getattr(y, self.reduce)(axis=2)
+        return np.asarray(out, dtype=np.float32)
+
+    def describe(self) -> str:
+        """One line, e.g. "mean over positions 0:-1 of channels (1, 2)"."""
+        where = "all positions" if self.window is None else f"positions {self.window[0]}:{self.window[1]}"
+        what = "all channels" if self.channels is None else f"channels {self.channels}"
+        return f"{self.reduce} over {where} of {what}"
+
+
+def auto_batch_size(bytes_per_sequence: int, *, fraction: float = 0.1, minimum: int = 1, maximum: int = 4096) -> int:
+    """A batch size that keeps one batch's activations within a fraction of available memory.
+
+    Parameters
+    ----------
+    bytes_per_sequence : int
+        Peak memory one sequence needs in a forward pass (backends estimate it, e.g.
+        the sum of activation sizes).
+    fraction : float
+        Share of the currently available RAM one batch may use. Default is 0.1.
+    minimum, maximum : int
+        Bounds. Defaults are 1 and 4096.
+
+    Returns
+    -------
+    int
+    """
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not POSIX: assume 2 GiB free
+        available = 2 << 30
+    size = int(available * fraction // max(1, bytes_per_sequence))
+    return max(minimum, min(maximum, size))

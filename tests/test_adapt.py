@@ -1,0 +1,67 @@
+"""Input layout/alphabet adaptation and output reductions, against hand-made arrays."""
+
+import numpy as np
+import pytest
+
+from interpkit import InputError
+from interpkit.adapt import (
+    OutputReduction,
+    alphabet_permutation,
+    auto_batch_size,
+    from_model_layout,
+    infer_layout,
+    to_model_layout,
+)
+from interpkit.sequences import one_hot_encode
+
+
+@pytest.mark.parametrize("shape,expected", [
+    ((None, 4, 200), ("NCL", 200)),          # ExplaiNN, PyTorch Conv1d
+    ((None, 200, 4), ("NLC", 200)),          # Keras Conv1D (TAL/GATA)
+    ((None, None, 4), ("NLC", None)),        # fully convolutional Keras model
+    ((None, 4, 600, 1), ("NCL1", 600)),      # Kipoi Basset
+    ((None, 4, 1, 1000), ("NC1L", 1000)),    # Kipoi DeepSEA
+])
+def test_infer_layout(shape, expected):
+    assert infer_layout(shape) == expected
+
+
+def test_layout_round_trip_with_deepsea_alphabet():
+    X = one_hot_encode(["ACGTN", "GGCAT"])
+    for layout in ("NCL", "NLC", "NC1L", "NCL1"):
+        M = to_model_layout(X, layout, model_alphabet="AGCT")
+        np.testing.assert_array_equal(from_model_layout(M, layout, model_alphabet="AGCT"), X)
+    M = to_model_layout(X, "NCL", model_alphabet="AGCT")
+    # In A,G,C,T order, C of "ACGTN" (position 1) is channel 2 and G (position 2) is channel 1.
+    assert M[0, 2, 1] == 1 and M[0, 1, 2] == 1
+    assert to_model_layout(X, "NLC").shape == (2, 5, 4) and to_model_layout(X, "NC1L").shape == (2, 4, 1, 5)
+    assert alphabet_permutation("AGCT").tolist() == [0, 2, 1, 3]
+
+
+def test_output_reduction_by_hand():
+    y = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)  # (N=2, C=3, P=4)
+    assert OutputReduction().apply(y).tolist() == [[1.5, 5.5, 9.5], [13.5, 17.5, 21.5]]
+    assert OutputReduction(window=(1, 3), reduce="sum", channels=(2, 0)).apply(y)[0].tolist() == [9 + 10, 1 + 2]
+    assert OutputReduction(reduce="center").apply(y)[0].tolist() == [1, 5, 9]
+    assert OutputReduction(reduce="max", positions="middle").apply(y.transpose(0, 2, 1))[1].tolist() == [15, 19, 23]
+    assert OutputReduction(window=(-1, None)).apply(y)[0].tolist() == [3, 7, 11]
+
+
+def test_auto_batch_size_bounds():
+    assert 1 <= auto_batch_size(10**12) <= 4096
+    assert auto_batch_size(1, maximum=64) == 64
+
+
+def test_adapt_raises():
+    with pytest.raises(InputError, match=r"fits NCL or NLC\); pass layout="):
+        infer_layout((None, 4, 4))
+    with pytest.raises(InputError, match="fits none"):
+        infer_layout((None, 200, 5))
+    with pytest.raises(InputError, match="not an ordering"):
+        alphabet_permutation("ACGG")
+    with pytest.raises(InputError, match="selects no positions"):
+        OutputReduction(window=(5, 9)).apply(np.zeros((1, 2, 4)))
+    with pytest.raises(InputError, match="out of range"):
+        OutputReduction(channels=(3,)).apply(np.zeros((1, 2, 4)))
+    with pytest.raises(InputError, match="reduce == 'median'"):
+        OutputReduction(reduce="median")
