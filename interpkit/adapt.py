@@ -159,9 +159,10 @@ class OutputReduction:
     positions : str
         Where the position axis of the raw output is: "last" for (N, C, P) (PyTorch
         convention), "middle" for (N, P, C) (Keras convention). Default is "last".
-    window : tuple of int or None
+    window : tuple of (int or None) or None
         Half-open range [start, end) of output positions to keep (negative values
-        count from the end, as in Python slicing); None keeps all. Default is None.
+        count from the end, None for an open end, as in Python slicing); None keeps
+        all. Default is None.
     reduce : {"mean", "max", "sum", "center"}
         How the kept positions are combined; "center" takes the middle position of the
         window. Default is "mean".
@@ -220,6 +221,30 @@ class OutputReduction:
         else:
             out = getattr(y, self.reduce)(axis=2)
         return np.asarray(out, dtype=np.float32)
+
+    @classmethod
+    def parse(cls, text: str, *, positions: str = "last") -> OutputReduction:
+        """Parse the CLI form ``REDUCE[:START:END][@C1,C2,...]``.
+
+        Examples: ``mean`` (all positions, all channels), ``max:4000:6000@1,2``
+        (channels 1 and 2, positions 4000-5999), ``center@0``, ``mean:-100:@2``.
+
+        Raises
+        ------
+        InputError
+            If the text does not follow the form.
+        """
+        spec, _, chans = text.partition("@")
+        parts = spec.split(":")
+        try:
+            if len(parts) not in (1, 3):
+                raise ValueError("give REDUCE or REDUCE:START:END")
+            window = None if len(parts) == 1 else tuple(int(p) if p else None for p in parts[1:])
+            channels = tuple(int(c) for c in chans.split(",")) if chans else None
+        except ValueError as exc:
+            raise InputError(f"--output {text!r} is not REDUCE[:START:END][@C1,C2] (e.g. 'max:4000:6000@1,2'): "
+                             f"{exc}.") from None
+        return cls(positions=positions, window=window, reduce=parts[0], channels=channels)
 
     def describe(self) -> str:
         """One line, e.g. "mean over positions 0:-1 of channels (1, 2)"."""

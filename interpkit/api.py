@@ -46,7 +46,8 @@ def load(
         (chosen from the file suffix or the object's type).
     arch : str or None
         A named architecture from a model plugin (e.g. "basset") for checkpoints that
-        hold weights only. Default is None.
+        hold weights only. Options its loader declares go to it; the others, over the
+        architecture's ``backend_options``, go to its backend. Default is None.
     registry : Registry or None
         Plugin registry to use. Default is None (the installed plugins).
     **options
@@ -76,10 +77,19 @@ def load(
         raise MissingFileError(f"model file {source} does not exist.")
     if arch is not None:
         spec = registry.get("models", arch)
-        model = _call_loader(spec.resolve(), f"architecture {arch!r}", source, options)
+        loader = spec.resolve()
+        own = _accepted(loader)
+        mine = {k: v for k, v in options.items() if own is None or k in own}
+        rest = {k: v for k, v in options.items() if k not in mine}
+        if rest and spec.backend not in registry.backends:
+            raise PluginError(f"architecture {arch!r} needs backend {spec.backend!r}, which no plugin provides.")
+        model = _call_loader(loader, f"architecture {arch!r}", source, mine)
         if isinstance(model, Predictor):
+            if rest:
+                raise InputError(f"architecture {arch!r} does not take option(s) {', '.join(sorted(rest))}; "
+                                 f"it takes: {', '.join(own or []) or 'none'}.")
             return model
-        source, backend, options = model, spec.backend, {}
+        source, backend, options = model, spec.backend, {**spec.backend_options, **rest}
     if backend is not None:
         spec = registry.get("backends", backend)
     else:
@@ -99,15 +109,21 @@ def load(
     return _call_loader(spec.resolve(), f"backend {spec.name!r}", source, options)
 
 
+def _accepted(loader: Any) -> list[str] | None:
+    """The keyword options a loader takes after its source argument; None when it takes **kwargs."""
+    params = inspect.signature(loader).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return [n for n, p in list(params.items())[1:] if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+
+
 def _call_loader(loader: Any, owner: str, source: Any, options: dict[str, Any]) -> Any:
     """Call a loader after checking the option names against its signature."""
-    params = inspect.signature(loader).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        accepted = [n for n, p in list(params.items())[1:] if p.kind is not inspect.Parameter.VAR_POSITIONAL]
-        unknown = sorted(set(options) - set(accepted))
-        if unknown:
-            raise InputError(f"{owner} does not take option(s) {', '.join(unknown)}; "
-                             f"it takes: {', '.join(accepted) or 'none'}.")
+    accepted = _accepted(loader)
+    unknown = sorted(set(options) - set(accepted)) if accepted is not None else []
+    if unknown:
+        raise InputError(f"{owner} does not take option(s) {', '.join(unknown)}; "
+                         f"it takes: {', '.join(accepted) or 'none'}.")
     return loader(source, **options)
 
 

@@ -23,19 +23,39 @@ __all__ = ["cli", "main"]
 _CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 110}
 
 
+#: Options for loading a model, shared by every command that takes MODEL; passed to the loader when given.
+_MODEL_OPTIONS = (
+    ("--backend", "Backend to load the model with (default: chosen from the file)."),
+    ("--arch", "Named architecture for weights-only checkpoints (e.g. basset, explainn)."),
+    ("--layout", "Layout of the model's input: NCL, NLC, NC1L or NCL1 (default: inferred)."),
+    ("--alphabet", "Channel order of the model's input, e.g. AGCT (default: ACGT)."),
+    ("--output", "Per-position outputs to (N, T): REDUCE[:START:END][@C1,C2], e.g. 'max:4000:6000@1,2'."),
+    ("--labels", "Text file with one output name per line."),
+)
+
+
+def _model_params() -> list[click.Parameter]:
+    params: list[click.Parameter] = [click.Option([flag], default=None, help=text) for flag, text in _MODEL_OPTIONS]
+    params.append(click.Option(["--trust"], is_flag=True, default=False,
+                               help="Allow code inside the checkpoint to run (pickled modules, Keras Lambda layers). "
+                                    "Only for files you trust."))
+    return params
+
+
 def _model_options(func: Any) -> Any:
-    for option in reversed((
-        click.option("--backend", default=None, help="Backend to load the model with (default: chosen from the file)."),
-        click.option("--arch", default=None, help="Named architecture for weights-only checkpoints (e.g. basset)."),
-    )):
-        func = option(func)
+    for param in reversed(_model_params()):
+        func = click.option(*param.opts, default=param.default, help=param.help, is_flag=param.is_flag)(func)
     return func
 
 
-def _load(model: str, backend: str | None, arch: str | None) -> Any:
+def _load(model: str, backend: str | None, arch: str | None, **options: Any) -> Any:
+    from interpkit.adapt import OutputReduction
     from interpkit.api import load
 
-    return load(model, backend=backend, arch=arch)
+    options = {k: v for k, v in options.items() if v not in (None, False)}
+    if "output" in options:
+        options["output"] = OutputReduction.parse(options["output"])
+    return load(model, backend=backend, arch=arch, **options)
 
 
 @click.group(context_settings=_CONTEXT)
@@ -68,11 +88,11 @@ def _format_table(records: list[dict[str, Any]]) -> str:
 @click.argument("model")
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def info_command(model: str, backend: str | None, arch: str | None, as_json: bool) -> None:
+def info_command(model: str, as_json: bool, **load_options: Any) -> None:
     """Show a model's input spec, outputs, capabilities and layer table with receptive fields (bp)."""
     from interpkit.api import describe_model
 
-    info = describe_model(_load(model, backend, arch))
+    info = describe_model(_load(model, **load_options))
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -99,14 +119,16 @@ class _MethodGroup(click.Group):
 
 
 def _method_command(spec: Any) -> click.Command:
-    def callback(model: str, sequences: str, out: str, force: bool, backend: str | None, arch: str | None,
-                 **options: Any) -> None:
+    model_keys = [flag[2:] for flag, _ in _MODEL_OPTIONS] + ["trust"]
+
+    def callback(model: str, sequences: str, out: str, force: bool, **options: Any) -> None:
         from interpkit._io import check_out_dir, prepare_out_dir
         from interpkit.api import run
 
+        load_options = {k: options.pop(k) for k in model_keys}
         options = {k: v for k, v in options.items() if v is not None}
         check_out_dir(out, force=force)  # fail before the work, create only after it
-        result = run(spec.name, _load(model, backend, arch), sequences, **options)
+        result = run(spec.name, _load(model, **load_options), sequences, **options)
         for path in result.write(prepare_out_dir(out, force=force), overwrite=force):
             click.echo(str(path))
         for warning in result.warnings:
@@ -117,8 +139,7 @@ def _method_command(spec: Any) -> click.Command:
         click.Option(["--sequences", "-s"], required=True, help="FASTA file (or .npy one-hot array) of sequences."),
         click.Option(["--out", "-o"], required=True, help="Output directory (created; must be empty unless --force)."),
         click.Option(["--force"], is_flag=True, help="Write into a non-empty output directory."),
-        click.Option(["--backend"], default=None, help="Backend to load the model with."),
-        click.Option(["--arch"], default=None, help="Named architecture for weights-only checkpoints."),
+        *_model_params(),
     ]
     for p in spec.params:
         if p.type is bool:

@@ -10,8 +10,8 @@ import importlib
 import importlib.util
 import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +187,9 @@ class ModelSpec:
     summary : str
     source : str
         The paper or repository the architecture comes from.
+    backend_options : mapping
+        Options the backend loader receives for this architecture (e.g. Basset's
+        ``{"layout": "NCL1", "length": 600}``); the user's options override them.
     """
 
     name: str
@@ -194,6 +197,7 @@ class ModelSpec:
     load: Callable | str
     summary: str
     source: str = ""
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_name("model", self.name)

@@ -65,3 +65,13 @@ def test_adapt_raises():
         OutputReduction(channels=(3,)).apply(np.zeros((1, 2, 4)))
     with pytest.raises(InputError, match="reduce == 'median'"):
         OutputReduction(reduce="median")
+
+
+def test_output_reduction_parse():
+    assert OutputReduction.parse("max:4000:6000@1,2") == OutputReduction(window=(4000, 6000), reduce="max",
+                                                                          channels=(1, 2))
+    assert OutputReduction.parse("mean:-100:@2") == OutputReduction(window=(-100, None), channels=(2,))
+    assert OutputReduction.parse("center", positions="middle").positions == "middle"
+    for bad in ("max:1", "mean@x", "median"):
+        with pytest.raises(InputError):
+            OutputReduction.parse(bad)
