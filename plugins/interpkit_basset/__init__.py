@@ -1,0 +1,1 @@
+"""Bundled plugin interpkit_basset (work in progress: registers nothing yet)."""

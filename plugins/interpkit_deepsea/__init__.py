@@ -1,0 +1,1 @@
+"""Bundled plugin interpkit_deepsea (work in progress: registers nothing yet)."""

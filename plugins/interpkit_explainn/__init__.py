@@ -1,0 +1,1 @@
+"""Bundled plugin interpkit_explainn (work in progress: registers nothing yet)."""

@@ -1,0 +1,1 @@
+"""Bundled plugin interpkit_keras (work in progress: registers nothing yet)."""

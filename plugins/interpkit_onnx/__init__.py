@@ -1,0 +1,1 @@
+"""Bundled plugin interpkit_onnx (work in progress: registers nothing yet)."""

@@ -1,0 +1,1 @@
+"""Bundled plugin interpkit_torch (work in progress: registers nothing yet)."""
