@@ -241,7 +241,7 @@ def describe_model(model: Predictor) -> dict[str, Any]:
     -------
     dict
         JSON-ready; ``layers`` is the layer table as a list of dicts (empty without
-        the LAYERS capability).
+        the LAYERS capability); ``output_reduction`` appears for per-position models.
     """
     caps = capabilities_of(model)
     info: dict[str, Any] = {
@@ -250,8 +250,12 @@ def describe_model(model: Predictor) -> dict[str, Any]:
         "input": model.input_spec.describe(),
         "outputs": list(model.output_names),
         "capabilities": sorted(map(str, caps)),
+        "checkpoint": dict(model.checkpoint),
         "layers": [],
     }
+    reduction = getattr(model, "output_reduction", None)
+    if reduction is not None:
+        info["output_reduction"] = reduction.describe()
     if isinstance(model, LayerProbe) and "layers" in info["capabilities"]:
         info["layers"] = layer_table(model.layers()).records()
     return info

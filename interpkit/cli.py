@@ -100,6 +100,10 @@ def info_command(model: str, as_json: bool, **load_options: Any) -> None:
     click.echo("input: " + ", ".join(f"{k}={v}" for k, v in info["input"].items()))
     click.echo(f"outputs ({len(info['outputs'])}): " + ", ".join(info["outputs"]))
     click.echo("capabilities: " + ", ".join(info["capabilities"]))
+    if "output_reduction" in info:
+        click.echo(f"output reduction: {info['output_reduction']}")
+    for key, value in info["checkpoint"].items():
+        click.echo(f"checkpoint {key}: {value}")
     click.echo("layers:\n" + _format_table(info["layers"]))
 
 

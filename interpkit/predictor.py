@@ -182,6 +182,14 @@ class Predictor(abc.ABC):
         return type(self).__name__
 
     @property
+    def checkpoint(self) -> Mapping[str, Any]:
+        """What the model was loaded from (file, sha256, checksum verdicts, loader notes); {} if unknown.
+
+        Backends and architecture loaders fill it; ``interpkit info`` and reports show it.
+        """
+        return getattr(self, "_checkpoint", {})
+
+    @property
     def capabilities(self) -> frozenset[Capability]:
         """The capabilities this object implements (see :func:`capabilities_of`)."""
         return capabilities_of(self)
