@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import twins  # noqa: E402
+import twins
 
-import interpkit  # noqa: E402
-from interpkit.testing import random_one_hot  # noqa: E402
+import interpkit
+from interpkit.testing import random_one_hot
 
 
 def best_time(fn, repeats: int) -> float:

@@ -1,1 +1,32 @@
-"""Bundled plugin interpkit_explainn (work in progress: registers nothing yet)."""
+"""Bundled plugin: the ExplaiNN architecture (Novakovsky et al. 2023).
+
+Registers the architecture ``explainn``: ``interpkit.load("model_epoch_best_4.pth",
+arch="explainn")`` reads a checkpoint of the reference code (wassermanlab/ExplaiNN), infers
+the number of units, filter size, input length, outputs and per-unit layers from its tensor
+shapes, loads it strictly (weights only) into a module that runs the units' convolutions as one
+dense convolution, and returns it as a ``torch`` backend model (input (N, 4, L), layout NCL).
+"""
+
+from __future__ import annotations
+
+from interpkit import ModelSpec, hookimpl
+
+__all__ = ["register_models"]
+
+
+@hookimpl
+def register_models() -> list[ModelSpec]:
+    """The ExplaiNN architecture."""
+    return [
+        ModelSpec(
+            name="explainn",
+            backend="torch",
+            load="interpkit_explainn.model:load",
+            summary="ExplaiNN: independent one-filter CNN units and a linear output layer; hyper-parameters "
+                    "inferred from the checkpoint (wassermanlab/ExplaiNN state_dicts).",
+            source="Novakovsky et al. (2023) Genome Biol. 24:154; state_dict layout of wassermanlab/ExplaiNN "
+                   "explainn/models/networks.py.",
+            # The loader passes these itself, with the length it infers from the checkpoint.
+            backend_options={"layout": "NCL"},
+        )
+    ]

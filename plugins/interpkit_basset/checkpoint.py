@@ -1,0 +1,196 @@
+"""Weights-only PyTorch checkpoints for the bundled architectures: read, match strictly, fingerprint.
+
+Shared by the Basset, DeepSEA and ExplaiNN model plugins. Files are read with
+``torch.load(..., weights_only=True, map_location="cpu")``, so no code in a checkpoint runs,
+and a state_dict loads only when its key names and tensor shapes match the architecture
+exactly; otherwise the error lists the missing keys, the unexpected keys and the shape
+mismatches (the first few of each).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from interpkit.errors import InputError, InputTypeError, InterpkitWarning, MissingFileError
+
+__all__ = ["check_keys", "checkpoint_info", "load_strict", "read_state_dict"]
+
+#: Keys under which training scripts commonly nest the state_dict.
+_WRAPPERS = ("state_dict", "model_state_dict")
+#: How many offending keys an error message lists per kind.
+_SHOW = 4
+
+
+def read_state_dict(source: Any, *, arch: str) -> tuple[dict[str, Any], str]:
+    """Read a state_dict from a file, a mapping of tensors or an ``nn.Module``.
+
+    Parameters
+    ----------
+    source : path-like, mapping of str to Tensor, or nn.Module
+        A ``torch.save(model.state_dict(), path)`` file (zip or legacy format; CUDA tensors
+        are mapped to the CPU), a state_dict in memory, or a module whose state_dict is taken.
+        A file holding ``{"state_dict": ...}`` or ``{"model_state_dict": ...}`` is unwrapped, and a
+        ``module.`` prefix on every key (``nn.DataParallel``) is removed.
+    arch : str
+        Architecture name, for messages.
+
+    Returns
+    -------
+    state : dict of str to Tensor
+        A plain dict (PyTorch's ``_metadata`` dropped, so BatchNorm layers of files saved
+        before PyTorch 0.4.1 get ``num_batches_tracked`` filled in).
+    label : str
+        The file name, or a description of the in-memory source, for messages.
+
+    Raises
+    ------
+    MissingFileError
+        If ``source`` is a path to no file.
+    InputError
+        If the file cannot be read by ``torch.load(weights_only=True)`` (corrupt, not PyTorch,
+        or holding pickled Python objects) or does not hold a mapping of names to tensors.
+    InputTypeError
+        If ``source`` is none of the accepted types.
+    """
+    import torch
+
+    if isinstance(source, (str, os.PathLike)):
+        label = Path(source).name
+        if not Path(source).is_file():
+            raise MissingFileError(f"model file {source} does not exist.")
+        try:
+            obj = torch.load(source, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+            if not found:  # not a pickle at all, or a damaged one
+                raise InputError(f"{source}: cannot be read as a PyTorch checkpoint; arch={arch!r} expects a file "
+                                 "written by torch.save(model.state_dict(), path).") from exc
+            raise InputError(
+                f"{source}: holds pickled Python objects (e.g. {found[1]}), not only tensors; arch={arch!r} reads a "
+                "state_dict (torch.save(model.state_dict(), path)). Save the model's state_dict and load that file."
+            ) from exc
+        except Exception as exc:  # corrupt zip, truncated file, not a torch file at all
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise InputError(f"{source}: cannot be read as a PyTorch checkpoint ({type(exc).__name__}: {first}); "
+                             f"arch={arch!r} expects a file written by torch.save(model.state_dict(), path).") from exc
+    elif isinstance(source, Mapping):
+        obj, label = source, "the state_dict given"
+    elif callable(getattr(source, "state_dict", None)):
+        obj, label = source.state_dict(), f"the {type(source).__name__} given"
+    else:
+        raise InputTypeError(f"source is a {type(source).__name__}; arch={arch!r} takes a checkpoint path, "
+                             "a state_dict or a torch module.")
+    if isinstance(obj, Mapping):
+        obj = next((obj[k] for k in _WRAPPERS if isinstance(obj.get(k), Mapping)), obj)
+    if not isinstance(obj, Mapping) or not obj or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    ):
+        raise InputError(f"{label}: holds a {type(obj).__name__}, not a state_dict (a non-empty mapping of "
+                         f"parameter names to tensors) as arch={arch!r} expects.")
+    state = dict(obj)
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state, label
+
+
+def _first(items: Iterable[str]) -> str:
+    items = list(items)
+    more = f" (+{len(items) - _SHOW} more)" if len(items) > _SHOW else ""
+    return ", ".join(items[:_SHOW]) + more
+
+
+def check_keys(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, Any], *, label: str, arch: str) -> None:
+    """Raise unless ``state`` has exactly the expected keys and shapes.
+
+    Parameters
+    ----------
+    expected : mapping of str to tuple of int
+        Key -> tensor shape of the architecture's state_dict. Keys ending in
+        ``num_batches_tracked`` may be absent (files saved before PyTorch 0.4.1 lack them).
+    state : mapping of str to Tensor
+    label, arch : str
+        For the message.
+
+    Raises
+    ------
+    InputError
+        Naming the missing keys, the unexpected keys and the shape mismatches (first few of each).
+    """
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(shape)})"
+             for k, shape in expected.items() if k in state and tuple(state[k].shape) != tuple(shape)]
+    problems = [f"{what}: {_first(keys)}" for what, keys in
+                (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong)) if keys]
+    if problems:
+        raise InputError(f"{label} is not a {arch} state_dict: {'; '.join(problems)}. The {arch} layout has keys "
+                         f"{_first(expected)}; is the file a checkpoint of this architecture?")
+
+
+def load_strict(module: Any, state: Mapping[str, Any], *, label: str, arch: str) -> Any:
+    """Load ``state`` into ``module`` after :func:`check_keys`, then put it in eval mode.
+
+    Returns
+    -------
+    nn.Module
+        ``module`` itself, in eval mode.
+
+    Raises
+    ------
+    InputError
+        From :func:`check_keys`.
+    """
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    check_keys(expected, state, label=label, arch=arch)
+    module.load_state_dict(dict(state), strict=True)
+    return module.eval()
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_info(source: Any, known: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
+    """Fingerprint a checkpoint file and compare it with the published files of its architecture.
+
+    Parameters
+    ----------
+    source : path-like or object
+        The checkpoint; anything but a path gives ``md5`` None.
+    known : mapping of str to (str, str)
+        Published file name -> (md5 hex digest, where it is published).
+
+    Returns
+    -------
+    dict
+        ``file`` (name or None), ``md5`` (hex or None), ``verified`` (True when the md5 equals a
+        published file's) and ``reference`` (that file's description, or None).
+
+    Warns
+    -----
+    InterpkitWarning
+        When the file has a published file's name but a different md5 (a retrained, edited
+        or damaged copy: its predictions will not match the published model's).
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return {"file": None, "md5": None, "verified": False, "reference": None}
+    path = Path(source)
+    md5 = _md5(path)
+    reference = next((f"{name}, {where}" for name, (digest, where) in known.items() if digest == md5), None)
+    if reference is None and path.name in known:
+        digest, where = known[path.name]
+        warnings.warn(f"{path}: md5 {md5} differs from the published {path.name} ({where}, md5 {digest}); "
+                      "this is another file under that name, so results may differ from the published model's.",
+                      InterpkitWarning, stacklevel=2)
+    return {"file": path.name, "md5": md5, "verified": reference is not None, "reference": reference}

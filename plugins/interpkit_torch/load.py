@@ -1,0 +1,388 @@
+"""Loading PyTorch models: nn.Module objects, TorchScript files and (with ``trust=True``) pickled modules.
+
+What a file holds is decided by its content, not its suffix: a zip archive with ``code/``
+and ``constants.pkl`` entries is TorchScript (``torch.jit.load``); anything else is read
+with ``torch.load(weights_only=True)``, which refuses pickled Python objects unless
+``trust=True``. A file holding only a state_dict needs its architecture: ``arch=`` with a
+model plugin (``interpkit.load(path, arch="basset")``), whose loader builds the module,
+loads the weights (e.g. with :func:`load_weights`) and hands the module to :func:`load`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import os
+import pickle
+import re
+import warnings
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from interpkit.adapt import OutputReduction, alphabet_permutation
+from interpkit.errors import InputError, InputTypeError, MissingFileError
+from interpkit.predictor import LAYOUTS
+from interpkit.validation import check_choice, check_scalar
+from interpkit_torch.layers import infer_layout, infer_length, torch_class
+from interpkit_torch.model import TorchModel
+
+__all__ = ["is_torchscript", "load", "load_weights", "read_checkpoint"]
+
+_STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
+
+
+def is_torchscript(path: str | os.PathLike) -> bool:
+    """Whether a file is a TorchScript archive (a zip with ``code/`` and ``constants.pkl`` entries)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _existing(path: Any) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError(f"model file {path} does not exist.")
+    if not path.is_file():
+        raise InputError(f"model file {path} is a directory; pass the checkpoint file itself.")
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike, *, trust: bool = False) -> Any:
+    """What a ``torch.save`` file holds, loaded on the CPU.
+
+    Parameters
+    ----------
+    path : path-like
+    trust : bool
+        Allow pickled Python objects (``torch.load(weights_only=False)``; a plain pickle is
+        then also accepted). Loading a pickle runs code from the file. Default is False.
+
+    Returns
+    -------
+    object
+        A state_dict, a checkpoint dict, or (trusted) a pickled module.
+
+    Raises
+    ------
+    MissingFileError
+        If the file does not exist.
+    InputError
+        If the file holds pickled Python objects and ``trust`` is False (the message says
+        why and how to allow it), or cannot be read (corrupt, truncated, not a checkpoint).
+    """
+    path = _existing(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as exc:
+        if not trust and "Weights only load failed" in str(exc):
+            found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+            what = f"an object of class {found.group(1)}" if found else "Python objects"
+            raise InputError(
+                f"model file {path} holds a pickle with {what} (e.g. a whole nn.Module saved with "
+                "torch.save(model)); loading a pickle runs code from the file, so interpkit loads weights only "
+                "by default. If you trust the file, pass trust=True (--trust); otherwise save the state_dict and "
+                "load it with arch= (--arch)."
+            ) from None
+        error: Exception = exc
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as exc:
+        error = exc
+    if trust:  # a plain pickle (not torch.save); if it fails too, torch's error below names the format
+        with contextlib.suppress(Exception), open(path, "rb") as handle:
+            return pickle.load(handle)
+    raise InputError(f"model file {path} could not be read as a PyTorch checkpoint ({type(error).__name__}: "
+                     f"{_first_line(error)}); is it a complete torch.save or TorchScript file?") from None
+
+
+def _state_dict(obj: Any) -> Mapping[str, torch.Tensor] | None:
+    """The state_dict inside ``obj`` (itself, or under "state_dict"/"model_state_dict"/"model"), else None."""
+    if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj
+    if isinstance(obj, Mapping):
+        for key in _STATE_DICT_KEYS:
+            if key in obj and _state_dict(obj[key]) is not None:
+                return obj[key]
+    return None
+
+
+def load_weights(module: nn.Module, source: str | os.PathLike | Mapping[str, torch.Tensor], *,
+                 trust: bool = False) -> nn.Module:
+    """Load a state_dict (or a file holding one) into ``module`` strictly; for architecture plugins.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The freshly built architecture; loaded in place.
+    source : path-like or mapping
+        A ``torch.save`` file (read with weights only) or a state_dict; a checkpoint dict
+        with the state_dict under "state_dict", "model_state_dict" or "model" also works.
+    trust : bool
+        Passed to :func:`read_checkpoint`. Default is False.
+
+    Returns
+    -------
+    nn.Module
+        ``module``, with the weights.
+
+    Raises
+    ------
+    InputError
+        If the source holds no state_dict, or its keys or shapes do not match the
+        architecture (the message lists missing, unexpected and mismatched keys).
+    """
+    where = f"model file {source}" if isinstance(source, (str, os.PathLike)) else "the state_dict"
+    obj = read_checkpoint(source, trust=trust) if isinstance(source, (str, os.PathLike)) else source
+    state = _state_dict(obj)
+    if state is None:
+        raise InputError(f"{where} holds {type(obj).__name__}, not a state_dict of weight tensors.")
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"{label} {', '.join(items[:5])}{', ...' if len(items) > 5 else ''} ({len(items)})"
+                 for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
+                                      ("shape mismatches (file vs architecture)", shapes)) if items]
+        raise InputError(f"{where} does not match architecture {type(module).__name__}: {'; '.join(parts)}. "
+                         "Is it a checkpoint of this architecture?")
+    module.load_state_dict(state, strict=True)
+    return module
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _json_ready(info: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(k): v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in info.items()}
+
+
+def _torch_architectures() -> list[str]:
+    from interpkit.plugins import get_registry
+
+    return sorted(name for name, spec in get_registry().models.items() if spec.backend == "torch")
+
+
+def _read_file(path: Path, *, trust: bool, device: torch.device) -> nn.Module:
+    if is_torchscript(path):
+        try:
+            with warnings.catch_warnings():  # torch 2.x deprecates TorchScript; the user's file is what it is
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return torch.jit.load(str(path), map_location=device)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise InputError(f"model file {path} could not be read as TorchScript ({_first_line(exc)}); is it "
+                             "complete?") from None
+    obj = read_checkpoint(path, trust=trust)
+    if isinstance(obj, nn.Module):
+        return obj.to(device)
+    state = _state_dict(obj)
+    if state is not None:
+        archs = ", ".join(_torch_architectures()) or "none installed"
+        raise InputError(
+            f"model file {path} holds a state_dict ({len(state)} weight tensors, e.g. {next(iter(state))!r}) but "
+            f"no architecture; pass arch= one of: {archs} (--arch), or build the nn.Module yourself, load the "
+            "weights into it (module.load_state_dict(torch.load(path, weights_only=True))) and pass the module "
+            "to interpkit.load()."
+        )
+    raise InputError(f"model file {path} holds {type(obj).__name__}, not an nn.Module or a state_dict.")
+
+
+def _device(device: Any) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"device == {device!r}, must be 'cpu', 'cuda', 'cuda:N' or None (CUDA if available)."
+                         ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device == {device!r} but CUDA is not available here; use device='cpu' or None.")
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"device == {device!r}, must be 'cpu', 'cuda', 'cuda:N' or None.")
+    return dev
+
+
+def _alphabets(alphabet: Any) -> tuple[str, str | None]:
+    """(canonical alphabet, model channel order or None) from the ``alphabet`` option."""
+    if alphabet is None:
+        return "ACGT", None
+    if not isinstance(alphabet, str):
+        raise InputTypeError(f"alphabet must be a str such as 'AGCT', got {type(alphabet).__name__}.")
+    order = alphabet.upper()
+    canonical = "ACGU" if "U" in order else "ACGT"
+    alphabet_permutation(order, canonical)
+    return canonical, (None if order == canonical else order)
+
+
+def _names(output_names: Any, labels: Any) -> tuple[str, ...] | None:
+    if output_names is not None and labels is not None:
+        raise InputError("give output_names= or labels= (--labels), not both.")
+    if labels is not None:
+        path = _existing(labels)
+        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        if not names:
+            raise InputError(f"labels file {path} holds no names; write one output name per line.")
+        return tuple(names)
+    if output_names is None:
+        return None
+    if isinstance(output_names, str) or not isinstance(output_names, Sequence):
+        raise InputTypeError(f"output_names must be a sequence of str, got {type(output_names).__name__}.")
+    return tuple(output_names)
+
+
+def _output(output: Any) -> OutputReduction | None:
+    if output is None or isinstance(output, OutputReduction):
+        return output
+    if isinstance(output, str):
+        return OutputReduction.parse(output)
+    raise InputTypeError(f"output must be an OutputReduction or a str such as 'max:4000:6000@1,2', got "
+                         f"{type(output).__name__}.")
+
+
+def _extra_inputs(module: nn.Module, name: str, extra: Any) -> dict[str, np.ndarray]:
+    """Check extra inputs against forward()'s signature; values as float32 arrays (one per sequence)."""
+    extra = dict(extra or {})
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())[1:]
+    except (TypeError, ValueError):  # TorchScript methods may have no Python signature
+        params = []
+    any_name = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    required = [p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    missing = [n for n in required if n not in extra]
+    if missing:
+        raise InputError(f"model {name}'s forward() takes extra input(s) {', '.join(missing)}; pass extra_inputs="
+                         "{name: array} with one value per sequence (broadcast to the batch).")
+    unknown = sorted(set(extra) - named) if not any_name else []
+    if unknown:
+        raise InputError(f"extra_inputs names {unknown} are not arguments of model {name}'s forward() "
+                         f"({', '.join(sorted(named)) or 'none'}).")
+    out = {}
+    for key, value in extra.items():
+        try:
+            out[key] = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise InputTypeError(f"extra_inputs[{key!r}] must be a numeric array.") from None
+    return out
+
+
+def load(
+    source: Any,
+    *,
+    layout: str | None = None,
+    length: int | None = None,
+    alphabet: str | None = None,
+    output: OutputReduction | str | None = None,
+    output_names: Sequence[str] | None = None,
+    labels: str | os.PathLike | None = None,
+    extra_inputs: Mapping[str, Any] | None = None,
+    trust: bool = False,
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+) -> TorchModel:
+    """Wrap a PyTorch model for interpkit: an nn.Module, a TorchScript file, or (trusted) a pickled module.
+
+    Parameters
+    ----------
+    source : nn.Module or path-like
+        An ``nn.Module`` (or TorchScript module) object, or a file: TorchScript (any of
+        .pt/.pth/.ts), or a ``torch.save`` pickle of a whole module (needs ``trust``). A
+        file holding only a state_dict needs ``arch=`` in :func:`interpkit.load`.
+    layout : {"NCL", "NLC", "NC1L", "NCL1"} or None
+        Layout of the model's input. Default is None: from the first convolution (Conv1d
+        on 4 channels: "NCL"; Conv2d kernel (k, 1): "NCL1", (1, k): "NC1L").
+    length : int or None
+        Input length in bp. Default is None: solved from the first nn.Linear after the
+        convolution stack when exactly one length fits, else any length (a failure on the
+        wrong length is then reported as an InputError naming it).
+    alphabet : str or None
+        The model's own channel order, e.g. "AGCT" (a permutation of ACGT, or of ACGU for
+        RNA). Default is None ("ACGT").
+    output : OutputReduction, str or None
+        Rule reducing per-position outputs (N, C, P) to (N, T), or its CLI form
+        ``REDUCE[:START:END][@C1,C2]``. Default is None: ``OutputReduction()`` (mean over all
+        positions of every channel) with an InterpkitWarning when the output is per-position.
+    output_names : sequence of str or None
+        Output names. Default is None (the module's ``output_names`` attribute, else "out0", ...).
+    labels : path-like or None
+        Text file with one output name per line (instead of ``output_names``). Default is None.
+    extra_inputs : mapping of str to array-like or None
+        Extra ``forward()`` arguments by keyword, one value broadcast to every sequence.
+        Default is None (required when forward() takes more than the sequences).
+    trust : bool
+        Allow pickled modules (``torch.load(weights_only=False)``); loading a pickle runs code
+        from the file. Default is False.
+    device : {"cpu", "cuda", "cuda:N"} or None
+        Where the model runs. Default is None (CUDA if available, else CPU).
+    batch_size : int or None
+        Default batch size of every call. Default is None (from available memory).
+
+    Returns
+    -------
+    TorchModel
+
+    Raises
+    ------
+    MissingFileError
+        If the file does not exist.
+    InputError
+        For a corrupt file, a pickle without ``trust``, a bare state_dict (pass ``arch=``),
+        an undecidable layout (pass ``layout=``), invalid options, or a model that fails on
+        its own declared input length.
+    InputTypeError
+        For a source that is neither a module nor a path, or options of the wrong type.
+    """
+    dev = _device(device)
+    trust = bool(trust)
+    if isinstance(source, nn.Module):
+        module, name = source, torch_class(source) if isinstance(source, torch.jit.ScriptModule) else \
+            type(source).__name__
+        checkpoint = _json_ready(getattr(source, "checkpoint_info", None) or {})
+    elif isinstance(source, (str, os.PathLike)):
+        path = _existing(source)
+        module, name = _read_file(path, trust=trust, device=dev), path.name
+        checkpoint = {"file": str(path), "format": "TorchScript" if isinstance(module, torch.jit.ScriptModule)
+                      else "pickled nn.Module (trust=True)", "sha256": _sha256(path)}
+    else:
+        raise InputTypeError(f"the torch backend loads an nn.Module or a model file, not {type(source).__name__}.")
+    canonical, model_alphabet = _alphabets(alphabet)
+    layout = check_choice(layout, "layout", LAYOUTS) if layout is not None else infer_layout(module, name)
+    length_range = None
+    if length is not None:
+        length = check_scalar(length, "length", int, min_val=1)
+    else:
+        length_range = infer_length(module, layout)
+        if length_range is not None and length_range[0] == length_range[1]:
+            length, length_range = length_range[0], None
+    if batch_size is not None:
+        batch_size = check_scalar(batch_size, "batch_size", int, min_val=1)
+    model = TorchModel(
+        module, name=name, layout=layout, length=length, alphabet=canonical, model_alphabet=model_alphabet,
+        output=_output(output), output_names=_names(output_names, labels),
+        extra_inputs=_extra_inputs(module, name, extra_inputs), device=dev, batch_size=batch_size,
+        length_range=length_range, checkpoint=checkpoint,
+    )
+    try:
+        model.output_names  # noqa: B018 - the dry run: checks the model runs and decides the output rule
+    except InputError:
+        if length is not None:
+            raise  # the model fails on its own length: say so now
+    return model
