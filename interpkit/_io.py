@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from typing import IO
 
 from interpkit.errors import InputError
 
-__all__ = ["atomic_write", "check_out_dir", "prepare_out_dir"]
+__all__ = ["atomic_write", "check_out_dir", "file_digest", "prepare_out_dir"]
 
 
 @contextlib.contextmanager
@@ -92,3 +93,23 @@ def prepare_out_dir(out_dir: str | os.PathLike, *, force: bool = False) -> Path:
     out = check_out_dir(out_dir, force=force)
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB blocks (for checkpoint fingerprints and checksums).
+
+    Parameters
+    ----------
+    path : path-like
+    algorithm : str
+        A :mod:`hashlib` algorithm name, e.g. "sha256" or "md5". Default is "sha256".
+
+    Returns
+    -------
+    str
+    """
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -171,8 +172,8 @@ class OutputReduction:
 
     Notes
     -----
-    Backends apply the same rule inside their framework so that gradients flow through
-    it; :meth:`apply` is the numpy reference used to test them.
+    :meth:`apply` runs the rule on numpy arrays and torch tensors alike, so the torch and
+    ONNX backends share it and gradients flow through it.
     """
 
     positions: str = "last"
@@ -207,20 +208,33 @@ class OutputReduction:
         if self.channels is not None and not all(-n_channels <= c < n_channels for c in self.channels):
             raise InputError(f"output channels {self.channels} out of range for {n_channels} channels.")
 
-    def apply(self, y: np.ndarray) -> np.ndarray:
-        """Reference implementation on a numpy array; returns (N, T) float32."""
-        self.check_shape(y.shape)
+    def apply(self, y: Any) -> Any:
+        """Reduce a raw output (N, C, P) or (N, P, C) to (N, T) by this rule.
+
+        Works on numpy arrays (returns float32 ndarray) and on torch tensors (returns a
+        tensor, so gradients flow through the reduction), using only operations both
+        share; TensorFlow backends apply the same rule with their own ops.
+
+        Raises
+        ------
+        InputError
+            As :meth:`check_shape`.
+        """
+        self.check_shape(tuple(y.shape))
+        is_numpy = isinstance(y, np.ndarray)
         if self.positions == "middle":
-            y = y.transpose(0, 2, 1)
+            y = y.swapaxes(1, 2)
         if self.window is not None:
             y = y[:, :, slice(*self.window)]
         if self.channels is not None:
             y = y[:, list(self.channels)]
         if self.reduce == "center":
             out = y[:, :, (y.shape[2] - 1) // 2]
+        elif self.reduce == "max":
+            out = y.max(axis=2) if is_numpy else y.amax(2)
         else:
-            out = getattr(y, self.reduce)(axis=2)
-        return np.asarray(out, dtype=np.float32)
+            out = getattr(y, self.reduce)(2)
+        return np.asarray(out, dtype=np.float32) if is_numpy else out
 
     @classmethod
     def parse(cls, text: str, *, positions: str = "last") -> OutputReduction:

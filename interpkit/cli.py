@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,11 +32,16 @@ _MODEL_OPTIONS = (
     ("--alphabet", "Channel order of the model's input, e.g. AGCT (default: ACGT)."),
     ("--output", "Per-position outputs to (N, T): REDUCE[:START:END][@C1,C2], e.g. 'max:4000:6000@1,2'."),
     ("--labels", "Text file with one output name per line."),
+    ("--weights", "Weights file for a JSON architecture (Keras), if not beside it."),
+    ("--sequence-input", "Name of the sequence input of a model with several inputs."),
 )
 
 
 def _model_params() -> list[click.Parameter]:
     params: list[click.Parameter] = [click.Option([flag], default=None, help=text) for flag, text in _MODEL_OPTIONS]
+    params.append(click.Option(["--extra-input"], "extra_inputs", multiple=True, metavar="NAME=FILE.npy",
+                               help="Value of a fixed extra input (e.g. Xpresso's half-life features), "
+                                    "broadcast to every sequence; repeatable."))
     params.append(click.Option(["--trust"], is_flag=True, default=False,
                                help="Allow code inside the checkpoint to run (pickled modules, Keras Lambda layers). "
                                     "Only for files you trust."))
@@ -44,17 +50,35 @@ def _model_params() -> list[click.Parameter]:
 
 def _model_options(func: Any) -> Any:
     for param in reversed(_model_params()):
-        func = click.option(*param.opts, default=param.default, help=param.help, is_flag=param.is_flag)(func)
+        func = click.option(*param.opts, param.name, default=param.default, help=param.help, is_flag=param.is_flag,
+                            multiple=param.multiple, metavar=param.metavar)(func)
     return func
 
 
+def _extra_inputs(pairs: Sequence[str]) -> dict[str, Any]:
+    """``NAME=FILE.npy`` pairs -> {name: array}."""
+    import numpy as np
+
+    from interpkit.errors import InputError, MissingFileError
+
+    out = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name:
+            raise InputError(f"--extra-input {pair!r} must be NAME=FILE.npy.")
+        if not os.path.isfile(path):
+            raise MissingFileError(f"--extra-input {name}: file {path} does not exist.")
+        out[name] = np.load(path, allow_pickle=False)
+    return out
+
+
 def _load(model: str, backend: str | None, arch: str | None, **options: Any) -> Any:
-    from interpkit.adapt import OutputReduction
     from interpkit.api import load
 
-    options = {k: v for k, v in options.items() if v not in (None, False)}
-    if "output" in options:
-        options["output"] = OutputReduction.parse(options["output"])
+    # --output stays text: each backend parses it with its own axis convention ((N, C, P) or (N, P, C)).
+    options = {k: v for k, v in options.items() if v not in (None, False, ())}
+    if "extra_inputs" in options:
+        options["extra_inputs"] = _extra_inputs(options["extra_inputs"])
     return load(model, backend=backend, arch=arch, **options)
 
 
@@ -123,7 +147,7 @@ class _MethodGroup(click.Group):
 
 
 def _method_command(spec: Any) -> click.Command:
-    model_keys = [flag[2:] for flag, _ in _MODEL_OPTIONS] + ["trust"]
+    model_keys = [p.name for p in _model_params()]
 
     def callback(model: str, sequences: str, out: str, force: bool, **options: Any) -> None:
         from interpkit._io import check_out_dir, prepare_out_dir
@@ -168,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     0 on success, 2 for a user error (one line on stderr, no traceback; set
     ``INTERPKIT_DEBUG=1`` to see it), click's own status for usage errors.
     """
+    show = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="interpkit", standalone_mode=False)
     except InterpkitError as exc:
@@ -183,7 +209,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    finally:
+        warnings.showwarning = show
     return 0
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """Print interpkit's warnings as one ``warning: ...`` line; others as Python does."""
+    from interpkit.errors import InterpkitWarning
+
+    if issubclass(category, InterpkitWarning):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        click.echo(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), err=True)
 
 
 if __name__ == "__main__":

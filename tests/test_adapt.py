@@ -75,3 +75,15 @@ def test_output_reduction_parse():
     for bad in ("max:1", "mean@x", "median"):
         with pytest.raises(InputError):
             OutputReduction.parse(bad)
+
+
+def test_output_reduction_on_torch_tensors_matches_numpy_and_has_gradients():
+    torch = pytest.importorskip("torch")
+    y = np.random.default_rng(0).normal(size=(2, 3, 7)).astype(np.float32)
+    for rule in (OutputReduction(), OutputReduction(window=(1, 5), reduce="max", channels=(2, 0)),
+                 OutputReduction(reduce="center"), OutputReduction(reduce="sum", positions="middle")):
+        t = torch.tensor(y, requires_grad=True)
+        out = rule.apply(t)
+        np.testing.assert_allclose(out.detach().numpy(), rule.apply(y), rtol=1e-6)
+        out.sum().backward()
+        assert t.grad is not None and t.grad.abs().sum() > 0

@@ -95,3 +95,11 @@ def test_failed_run_creates_no_output_directory(tmp_path, meme_file, fasta, caps
     assert main(["run", "predict", str(meme_file), "-s", str(fasta), "-o", str(out), "--batch-size", "0"]) == 2
     assert "batch_size == 0" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_prints_interpkit_warnings_as_one_line(shared, capsys):
+    # Xpresso has an extra input the user did not give: one "warning:" line, no source path.
+    assert main(["info", str(shared / "checkpoints/xpresso/human_trainepoch.11-0.426.h5")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: model human_trainepoch.11-0.426.h5 has extra input(s) halflife" in err
+    assert ".py:" not in err

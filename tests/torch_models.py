@@ -1,16 +1,11 @@
-"""Test-only PyTorch architectures: a small Basset-like net, a smooth net, OpenSpliceAI and Pangolin.
-
-OpenSpliceAI and Pangolin are re-implemented here from their published descriptions (the
-SOURCE.txt files in ../shared/checkpoints and the papers) and the key names and shapes of
-their state_dicts; their checkpoints load into these modules strictly. Neither upstream code
-base is copied.
+"""Test-only PyTorch models: a small Basset-like net and a smooth net; OpenSpliceAI and Pangolin
+come from the shipped splice plugin (their checkpoints load into those modules strictly).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 # -- small models with hand-computable geometry -------------------------------------------------------
@@ -65,127 +60,18 @@ def smooth_net(*, seed: int = 1) -> nn.Sequential:
     return net
 
 
-# -- OpenSpliceAI (Chao et al., eLife 2025): SpliceAI's residual dilated CNN --------------------------
-class _SpliceAIResidual(nn.Module):
-    """Pre-activation residual unit: x + conv2(act(bn2(conv1(act(bn1(x)))))), length kept by padding."""
-
-    def __init__(self, channels: int, width: int, dilation: int, *, slope: float) -> None:
-        super().__init__()
-        pad = dilation * (width - 1) // 2
-        self.batchnorm1, self.batchnorm2 = nn.BatchNorm1d(channels), nn.BatchNorm1d(channels)
-        self.relu1, self.relu2 = nn.LeakyReLU(slope), nn.LeakyReLU(slope)
-        self.conv1 = nn.Conv1d(channels, channels, width, dilation=dilation, padding=pad)
-        self.conv2 = nn.Conv1d(channels, channels, width, dilation=dilation, padding=pad)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(self.relu2(self.batchnorm2(self.conv1(self.relu1(self.batchnorm1(x))))))
-
-
-class _Skip(nn.Module):
-    """1x1 convolution of the trunk, added to the running skip sum by the parent."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv1d(channels, channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
-
-
-class OpenSpliceAI(nn.Module):
-    """OpenSpliceAI, SpliceAI architecture with 32 channels (keys as model_<flank>nt_rs*.pt).
-
-    A 1x1 convolution lifts the one-hot input to 32 channels; a skip sum starts with a 1x1
-    convolution of it; residual units of width W[i], dilation AR[i] follow, and after every
-    4th one a 1x1 convolution of the trunk is added to the skip sum (``residual_units`` holds
-    the units and these skip convolutions in order). The skip sum is cropped by CL/2 = flank/2
-    on each side, CL = 2 * sum(AR * (W - 1)), and a 1x1 convolution gives 3 channels
-    [non-splice, acceptor, donor], softmax over channels. Input (N, 4, L + CL) -> (N, 3, L).
-    LeakyReLU(0.1) activations (OpenSpliceAI's choice; SpliceAI used ReLU).
-    """
-
-    def __init__(self, flank: int = 80) -> None:
-        super().__init__()
-        widths, dilations = {80: ([11] * 4, [1] * 4), 400: ([11] * 8, [1] * 4 + [4] * 4)}[flank]
-        self.crop = int(sum(d * (w - 1) for w, d in zip(widths, dilations)))
-        self.initial_conv = nn.Conv1d(4, 32, 1)
-        self.initial_skip = _Skip(32)
-        units: list[nn.Module] = []
-        for i, (w, d) in enumerate(zip(widths, dilations)):
-            units.append(_SpliceAIResidual(32, w, d, slope=0.1))
-            if (i + 1) % 4 == 0:
-                units.append(_Skip(32))
-        self.residual_units = nn.ModuleList(units)
-        self.final_conv = nn.Conv1d(32, 3, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.initial_conv(x)
-        skip = self.initial_skip(x)
-        for unit in self.residual_units:
-            if isinstance(unit, _Skip):
-                skip = skip + unit(x)
-            else:
-                x = unit(x)
-        skip = skip[:, :, self.crop: skip.shape[2] - self.crop]
-        return F.softmax(self.final_conv(skip), dim=1)
-
-
-# -- Pangolin (Zeng & Li, Genome Biology 2022) ----------------------------------------------------
-class _PangolinBlock(nn.Module):
-    """Pre-activation residual block with functional ReLU: x + conv2(relu(bn2(conv1(relu(bn1(x))))))."""
-
-    def __init__(self, channels: int, width: int, dilation: int) -> None:
-        super().__init__()
-        pad = dilation * (width - 1) // 2
-        self.bn1, self.bn2 = nn.BatchNorm1d(channels), nn.BatchNorm1d(channels)
-        self.conv1 = nn.Conv1d(channels, channels, width, dilation=dilation, padding=pad)
-        self.conv2 = nn.Conv1d(channels, channels, width, dilation=dilation, padding=pad)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(torch.relu(self.bn2(self.conv1(torch.relu(self.bn1(x))))))
-
+# -- OpenSpliceAI and Pangolin: the shipped architectures (plugins/interpkit_splice) ------------------
+from interpkit_splice.architecture import OpenSpliceAI as _OpenSpliceAI
+from interpkit_splice.architecture import Pangolin  # noqa: F401
 
 PANGOLIN_CONTEXT = 10_000
 #: P(splice) channels of the 12 outputs (class 1 of each tissue's 2-way softmax: heart, liver, brain, testis).
 PANGOLIN_P_SPLICE = (1, 4, 7, 10)
 
 
-class Pangolin(nn.Module):
-    """Pangolin: 16 residual blocks (kernel 11/21/41, dilation 1/4/10/25), 32 channels, 4 tissue heads.
-
-    Like SpliceAI, with the skip sum fed by ``skip`` (1x1 conv of the lifted input) and by
-    ``convs`` after every 4th block; cropped by 5,000 bp per side; per tissue a 2-way softmax
-    (``conv_last1/3/5/7``) and a sigmoid usage (``conv_last2/4/6/8``), concatenated into 12
-    channels [P(not splice), P(splice), usage] x (heart, liver, brain, testis).
-    Input (N, 4, L) -> (N, 12, L - 10000).
-    """
-
-    widths = [11] * 8 + [21] * 4 + [41] * 4
-    dilations = [1] * 4 + [4] * 4 + [10] * 4 + [25] * 4
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv1d(4, 32, 1)
-        self.skip = nn.Conv1d(32, 32, 1)
-        self.resblocks = nn.ModuleList(_PangolinBlock(32, w, d) for w, d in zip(self.widths, self.dilations))
-        self.convs = nn.ModuleList(nn.Conv1d(32, 32, 1) for _ in range(4))
-        for i in range(1, 9):
-            setattr(self, f"conv_last{i}", nn.Conv1d(32, 2 if i % 2 else 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv1(x)
-        skip = self.skip(x)
-        for i, block in enumerate(self.resblocks):
-            x = block(x)
-            if (i + 1) % 4 == 0:
-                skip = skip + self.convs[i // 4](x)
-        half = PANGOLIN_CONTEXT // 2
-        skip = skip[:, :, half: skip.shape[2] - half]
-        heads = []
-        for i in range(1, 9):
-            y = getattr(self, f"conv_last{i}")(skip)
-            heads.append(F.softmax(y, dim=1) if i % 2 else torch.sigmoid(y))
-        return torch.cat(heads, dim=1)
+def OpenSpliceAI(flank: int = 80) -> nn.Module:
+    """OpenSpliceAI for the MANE checkpoints of the given flank (80: four 11-bp units; 400: eight)."""
+    return _OpenSpliceAI({80: [11] * 4, 400: [11] * 8}[flank])
 
 
 def load_strict(module: nn.Module, path) -> nn.Module:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from interpkit_torch.checkpoint import checkpoint_info, load_strict, read_state_dict
+
 from interpkit.validation import check_scalar
-from interpkit_basset.checkpoint import checkpoint_info, load_strict, read_state_dict
 
 __all__ = ["KIPOI_FILES", "load"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from interpkit_basset.checkpoint import check_keys, checkpoint_info, load_strict, read_state_dict
+from interpkit_torch.checkpoint import check_keys, checkpoint_info, load_strict, read_state_dict
 
 from interpkit.validation import check_scalar
 

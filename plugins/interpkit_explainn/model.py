@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from interpkit_basset.checkpoint import checkpoint_info, load_strict, read_state_dict
+from interpkit_torch.checkpoint import checkpoint_info, load_strict, read_state_dict
 
 from interpkit.errors import InputError
 from interpkit.validation import check_scalar

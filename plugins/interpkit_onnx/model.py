@@ -223,18 +223,7 @@ class OnnxModel(Predictor, LayerProbe):
             return y[:, None]
         if y.ndim == 2:
             return y
-        rule = self._reduction
-        if isinstance(y, np.ndarray):
-            return rule.apply(y)
-        if rule.positions == "middle":
-            y = y.transpose(1, 2)
-        if rule.window is not None:
-            y = y[:, :, slice(*rule.window)]
-        if rule.channels is not None:
-            y = y[:, list(rule.channels)]
-        if rule.reduce == "center":
-            return y[:, :, (y.shape[2] - 1) // 2]
-        return {"mean": y.mean, "max": y.amax, "sum": y.sum}[rule.reduce](dim=2)
+        return self._reduction.apply(y)
 
     def predict(self, X: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
         """Predictions (N, T) float32 for one-hot X (N, 4, L); see :class:`interpkit.Predictor`.

@@ -5,13 +5,12 @@ and ``constants.pkl`` entries is TorchScript (``torch.jit.load``); anything else
 with ``torch.load(weights_only=True)``, which refuses pickled Python objects unless
 ``trust=True``. A file holding only a state_dict needs its architecture: ``arch=`` with a
 model plugin (``interpkit.load(path, arch="basset")``), whose loader builds the module,
-loads the weights (e.g. with :func:`load_weights`) and hands the module to :func:`load`.
+loads the weights (e.g. with :func:`interpkit_torch.checkpoint.load_weights`) and hands the module to :func:`load`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import inspect
 import os
 import pickle
@@ -26,16 +25,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from interpkit._io import file_digest
 from interpkit.adapt import OutputReduction, alphabet_permutation
 from interpkit.errors import InputError, InputTypeError, MissingFileError
 from interpkit.predictor import LAYOUTS
 from interpkit.validation import check_choice, check_scalar
+from interpkit_torch.checkpoint import STATE_DICT_WRAPPERS
 from interpkit_torch.layers import infer_layout, infer_length, torch_class
 from interpkit_torch.model import TorchModel
 
-__all__ = ["is_torchscript", "load", "load_weights", "read_checkpoint"]
+__all__ = ["is_torchscript", "load", "read_checkpoint"]
 
-_STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
 
 
 def is_torchscript(path: str | os.PathLike) -> bool:
@@ -112,63 +112,10 @@ def _state_dict(obj: Any) -> Mapping[str, torch.Tensor] | None:
     if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return obj
     if isinstance(obj, Mapping):
-        for key in _STATE_DICT_KEYS:
+        for key in STATE_DICT_WRAPPERS:
             if key in obj and _state_dict(obj[key]) is not None:
                 return obj[key]
     return None
-
-
-def load_weights(module: nn.Module, source: str | os.PathLike | Mapping[str, torch.Tensor], *,
-                 trust: bool = False) -> nn.Module:
-    """Load a state_dict (or a file holding one) into ``module`` strictly; for architecture plugins.
-
-    Parameters
-    ----------
-    module : nn.Module
-        The freshly built architecture; loaded in place.
-    source : path-like or mapping
-        A ``torch.save`` file (read with weights only) or a state_dict; a checkpoint dict
-        with the state_dict under "state_dict", "model_state_dict" or "model" also works.
-    trust : bool
-        Passed to :func:`read_checkpoint`. Default is False.
-
-    Returns
-    -------
-    nn.Module
-        ``module``, with the weights.
-
-    Raises
-    ------
-    InputError
-        If the source holds no state_dict, or its keys or shapes do not match the
-        architecture (the message lists missing, unexpected and mismatched keys).
-    """
-    where = f"model file {source}" if isinstance(source, (str, os.PathLike)) else "the state_dict"
-    obj = read_checkpoint(source, trust=trust) if isinstance(source, (str, os.PathLike)) else source
-    state = _state_dict(obj)
-    if state is None:
-        raise InputError(f"{where} holds {type(obj).__name__}, not a state_dict of weight tensors.")
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        parts = [f"{label} {', '.join(items[:5])}{', ...' if len(items) > 5 else ''} ({len(items)})"
-                 for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
-                                      ("shape mismatches (file vs architecture)", shapes)) if items]
-        raise InputError(f"{where} does not match architecture {type(module).__name__}: {'; '.join(parts)}. "
-                         "Is it a checkpoint of this architecture?")
-    module.load_state_dict(state, strict=True)
-    return module
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _json_ready(info: Mapping[str, Any]) -> dict[str, Any]:
@@ -360,7 +307,7 @@ def load(
         path = _existing(source)
         module, name = _read_file(path, trust=trust, device=dev), path.name
         checkpoint = {"file": str(path), "format": "TorchScript" if isinstance(module, torch.jit.ScriptModule)
-                      else "pickled nn.Module (trust=True)", "sha256": _sha256(path)}
+                      else "pickled nn.Module (trust=True)", "sha256": file_digest(path)}
     else:
         raise InputTypeError(f"the torch backend loads an nn.Module or a model file, not {type(source).__name__}.")
     canonical, model_alphabet = _alphabets(alphabet)

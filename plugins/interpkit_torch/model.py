@@ -234,21 +234,7 @@ class TorchModel(Predictor, LayerProbe):
     def _reduce(self, y: Any) -> torch.Tensor:
         """(N, T) from the raw output, by :attr:`output_reduction` in torch ops (gradients flow through it)."""
         y = self._as_3d(y, self._name)
-        rule = self._output
-        if y.ndim == 2:
-            return y
-        rule.check_shape(y.shape)
-        if rule.positions == "middle":
-            y = y.transpose(1, 2)
-        if rule.window is not None:
-            y = y[:, :, slice(*rule.window)]
-        if rule.channels is not None:
-            y = y[:, list(rule.channels)]
-        if rule.reduce == "center":
-            return y[:, :, (y.shape[2] - 1) // 2]
-        if rule.reduce == "max":
-            return y.amax(dim=2)
-        return y.mean(dim=2) if rule.reduce == "mean" else y.sum(dim=2)
+        return y if y.ndim == 2 else self._output.apply(y)
 
     # -- the dry run -----------------------------------------------------------------
     def _probe_length(self) -> int:
@@ -326,6 +312,10 @@ class TorchModel(Predictor, LayerProbe):
         names = self._output_names
         if names is None:
             own = getattr(self._module, "output_names", None)
+            channels = self._output.channels if self._output is not None else None
+            if isinstance(own, (list, tuple)) and channels is not None and all(-len(own) <= c < len(own)
+                                                                                for c in channels):
+                own = [own[c] for c in channels]  # the module names its raw channels; keep the selected ones
             names = tuple(own) if isinstance(own, (list, tuple)) and len(own) == n_outputs else None
         if names is None:
             return tuple(f"out{i}" for i in range(n_outputs))

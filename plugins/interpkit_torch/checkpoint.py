@@ -1,6 +1,6 @@
-"""Weights-only PyTorch checkpoints for the bundled architectures: read, match strictly, fingerprint.
+"""Weights-only PyTorch checkpoints for architecture plugins: read, match strictly, fingerprint.
 
-Shared by the Basset, DeepSEA and ExplaiNN model plugins. Files are read with
+Used by the torch architecture plugins (Basset, DeepSEA, ExplaiNN) and open to third-party ones. Files are read with
 ``torch.load(..., weights_only=True, map_location="cpu")``, so no code in a checkpoint runs,
 and a state_dict loads only when its key names and tensor shapes match the architecture
 exactly; otherwise the error lists the missing keys, the unexpected keys and the shape
@@ -9,7 +9,6 @@ mismatches (the first few of each).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import re
@@ -18,12 +17,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from interpkit._io import file_digest
 from interpkit.errors import InputError, InputTypeError, InterpkitWarning, MissingFileError
 
-__all__ = ["check_keys", "checkpoint_info", "load_strict", "read_state_dict"]
+__all__ = ["STATE_DICT_WRAPPERS", "check_keys", "checkpoint_info", "load_strict", "load_weights", "read_state_dict"]
 
 #: Keys under which training scripts commonly nest the state_dict.
-_WRAPPERS = ("state_dict", "model_state_dict")
+STATE_DICT_WRAPPERS = ("state_dict", "model_state_dict", "model")
 #: How many offending keys an error message lists per kind.
 _SHOW = 4
 
@@ -36,7 +36,7 @@ def read_state_dict(source: Any, *, arch: str) -> tuple[dict[str, Any], str]:
     source : path-like, mapping of str to Tensor, or nn.Module
         A ``torch.save(model.state_dict(), path)`` file (zip or legacy format; CUDA tensors
         are mapped to the CPU), a state_dict in memory, or a module whose state_dict is taken.
-        A file holding ``{"state_dict": ...}`` or ``{"model_state_dict": ...}`` is unwrapped, and a
+        A file holding ``{"state_dict": ...}``, ``{"model_state_dict": ...}`` or ``{"model": ...}`` is unwrapped, and a
         ``module.`` prefix on every key (``nn.DataParallel``) is removed.
     arch : str
         Architecture name, for messages.
@@ -88,7 +88,7 @@ def read_state_dict(source: Any, *, arch: str) -> tuple[dict[str, Any], str]:
         raise InputTypeError(f"source is a {type(source).__name__}; arch={arch!r} takes a checkpoint path, "
                              "a state_dict or a torch module.")
     if isinstance(obj, Mapping):
-        obj = next((obj[k] for k in _WRAPPERS if isinstance(obj.get(k), Mapping)), obj)
+        obj = next((obj[k] for k in STATE_DICT_WRAPPERS if isinstance(obj.get(k), Mapping)), obj)
     if not isinstance(obj, Mapping) or not obj or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
     ):
@@ -153,14 +153,6 @@ def load_strict(module: Any, state: Mapping[str, Any], *, label: str, arch: str)
     return module.eval()
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def checkpoint_info(source: Any, known: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
     """Fingerprint a checkpoint file and compare it with the published files of its architecture.
 
@@ -175,7 +167,8 @@ def checkpoint_info(source: Any, known: Mapping[str, tuple[str, str]]) -> dict[s
     -------
     dict
         ``file`` (name or None), ``md5`` (hex or None), ``verified`` (True when the md5 equals a
-        published file's) and ``reference`` (that file's description, or None).
+        published file's) and ``reference`` (that file's description, or None); with no
+        ``known`` files, only ``file`` and ``md5`` (or {} for an in-memory source).
 
     Warns
     -----
@@ -184,9 +177,11 @@ def checkpoint_info(source: Any, known: Mapping[str, tuple[str, str]]) -> dict[s
         or damaged copy: its predictions will not match the published model's).
     """
     if not isinstance(source, (str, os.PathLike)):
-        return {"file": None, "md5": None, "verified": False, "reference": None}
+        return {"file": None, "md5": None, "verified": False, "reference": None} if known else {}
     path = Path(source)
-    md5 = _md5(path)
+    md5 = file_digest(path, "md5")
+    if not known:  # no published files to compare with: just the fingerprint
+        return {"file": path.name, "md5": md5}
     reference = next((f"{name}, {where}" for name, (digest, where) in known.items() if digest == md5), None)
     if reference is None and path.name in known:
         digest, where = known[path.name]
@@ -194,3 +189,21 @@ def checkpoint_info(source: Any, known: Mapping[str, tuple[str, str]]) -> dict[s
                       "this is another file under that name, so results may differ from the published model's.",
                       InterpkitWarning, stacklevel=2)
     return {"file": path.name, "md5": md5, "verified": reference is not None, "reference": reference}
+
+
+def load_weights(module: Any, source: Any, *, arch: str | None = None) -> Any:
+    """Read a state_dict (file, mapping or module) and load it strictly into ``module``, in eval mode.
+
+    Returns
+    -------
+    nn.Module
+        ``module`` itself.
+
+    Raises
+    ------
+    MissingFileError, InputError, InputTypeError
+        As :func:`read_state_dict` and :func:`check_keys`.
+    """
+    arch = arch or type(module).__name__
+    state, label = read_state_dict(source, arch=arch)
+    return load_strict(module, state, label=label, arch=arch)
