@@ -109,14 +109,16 @@ def to_model_layout(X: np.ndarray, layout: str, *, model_alphabet: str | None = 
     Returns
     -------
     ndarray
-        (N, 4, L), (N, L, 4), (N, 4, 1, L) or (N, 4, L, 1), contiguous.
+        (N, 4, L), (N, L, 4), (N, 4, 1, L) or (N, 4, L, 1), contiguous; ``X`` itself (no copy)
+        when it already is in that form.
 
     Raises
     ------
     InputError
         For an unknown layout or alphabet order.
     """
-    X = X[:, alphabet_permutation(model_alphabet, alphabet)]
+    if model_alphabet is not None and model_alphabet.upper() != alphabet:
+        X = X[:, alphabet_permutation(model_alphabet, alphabet)]
     if layout == "NCL":
         out = X
     elif layout == "NLC":

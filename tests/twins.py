@@ -51,8 +51,10 @@ def onnx_twin(model, path: Path, *, batch: int | None = None) -> Path:
 
     example = torch.zeros(batch or 2, 4, LENGTH)
     dynamic = None if batch else {"x": {0: "batch"}, "y": {0: "batch"}}
+    # PRESERVE keeps BatchNorm as its own node (eval export would fold it into the conv before it).
     torch.onnx.export(model, (example,), str(path), input_names=["x"], output_names=["y"],
-                      dynamic_axes=dynamic, opset_version=17, dynamo=False)
+                      dynamic_axes=dynamic, opset_version=17, dynamo=False,
+                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
     return path
 
 
