@@ -416,3 +416,13 @@ def test_basset_cuda_equals_cpu(tmp_path, basset_state):
     cpu = interpkit.load(path, arch="basset", device="cpu").predict(X)
     gpu = interpkit.load(path, arch="basset", device="cuda").predict(X)
     np.testing.assert_allclose(gpu, cpu, atol=1e-4)
+
+
+@needs_backend
+def test_deepsea_veff_receptive_fields_by_hand(deepsea_predictors):
+    # conv8: 8 (jump 1); pool4: 8 + 3 = 11 (jump 4); conv8: 11 + 7*4 = 39; pool4: 39 + 3*4 = 51 (jump 16);
+    # conv8: 51 + 7*16 = 163. ReCodeAlphabet keeps positions, so it must not break the geometry.
+    model = deepsea_predictors["deepsea-veff"]
+    table = interpkit.layer_table(model.layers()).records()
+    convs_pools = [(r["kind"], r["receptive_field"], r["jump"]) for r in table if r["kind"] in ("conv", "maxpool")]
+    assert convs_pools == [("conv", 8, 1), ("maxpool", 11, 4), ("conv", 39, 4), ("maxpool", 51, 16), ("conv", 163, 16)]

@@ -47,6 +47,8 @@ N_TARGETS = 919
 class ReCodeAlphabet(nn.Module):
     """Reorder the one-hot channels from A, C, G, T to DeepSEA's A, G, C, T: (N, 4, ...) -> (N, 4, ...)."""
 
+    interpkit_kind = "identity"  # positions unchanged: layer tables keep their geometry
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, [0, 2, 1, 3]]
 
@@ -57,6 +59,8 @@ class ConcatenateRC(nn.Module):
     In the A, G, C, T order the complement is the reversed channel order, so the reverse
     complement flips channels (axis 1) and positions (axis 3).
     """
+
+    interpkit_kind = "unknown"  # half the batch is reversed: positions above it have no single window
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x, x.flip(1, 3)], dim=0)
