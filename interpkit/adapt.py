@@ -240,16 +240,21 @@ class OutputReduction:
 
     @classmethod
     def parse(cls, text: str, *, positions: str = "last") -> OutputReduction:
-        """Parse the CLI form ``REDUCE[:START:END][@C1,C2,...]``.
+        """Parse the CLI form ``[NCP:|NPC:]REDUCE[:START:END][@C1,C2,...]``.
 
         Examples: ``mean`` (all positions, all channels), ``max:4000:6000@1,2``
-        (channels 1 and 2, positions 4000-5999), ``center@0``, ``mean:-100:@2``.
+        (channels 1 and 2, positions 4000-5999), ``center@0``, ``mean:-100:@2``. The
+        optional prefix states the raw output's axis order, (N, C, P) or (N, P, C), and
+        overrides ``positions``, the backend's convention (PyTorch: NCP; Keras: NPC).
 
         Raises
         ------
         InputError
             If the text does not follow the form.
         """
+        prefix, colon, rest = text.partition(":")
+        if colon and prefix.upper() in ("NCP", "NPC"):
+            positions, text = ("last" if prefix.upper() == "NCP" else "middle"), rest
         spec, _, chans = text.partition("@")
         parts = spec.split(":")
         try:

@@ -17,7 +17,7 @@ from interpkit.plugins import Registry, get_registry
 from interpkit.predictor import Predictor, capabilities_of
 from interpkit.probe import LayerProbe, layer_table
 from interpkit.results import Result
-from interpkit.validation import check_one_hot
+from interpkit.validation import check_one_hot, check_scalar
 
 __all__ = ["describe_model", "load", "run"]
 
@@ -72,6 +72,8 @@ def load(
     """
     if isinstance(source, Predictor) and backend is None and arch is None:
         return source
+    if "trust" in options:  # a string such as "false" must never count as trust
+        check_scalar(options["trust"], "trust", bool)
     registry = registry or get_registry()
     if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
         raise MissingFileError(f"model file {source} does not exist.")

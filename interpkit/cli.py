@@ -30,7 +30,9 @@ _MODEL_OPTIONS = (
     ("--arch", "Named architecture for weights-only checkpoints (e.g. basset, explainn)."),
     ("--layout", "Layout of the model's input: NCL, NLC, NC1L or NCL1 (default: inferred)."),
     ("--alphabet", "Channel order of the model's input, e.g. AGCT (default: ACGT)."),
-    ("--output", "Per-position outputs to (N, T): REDUCE[:START:END][@C1,C2], e.g. 'max:4000:6000@1,2'."),
+    ("--output", ("Per-position outputs to (N, T): [NCP:|NPC:]REDUCE[:START:END][@C1,C2], e.g. "
+                  "'max:4000:6000@1,2'; the prefix gives the raw output's axis order when the backend's "
+                  "convention (PyTorch NCP, Keras NPC) does not hold.")),
     ("--labels", "Text file with one output name per line."),
     ("--weights", "Weights file for a JSON architecture (Keras), if not beside it."),
     ("--sequence-input", "Name of the sequence input of a model with several inputs."),
@@ -39,7 +41,7 @@ _MODEL_OPTIONS = (
 
 def _model_params() -> list[click.Parameter]:
     params: list[click.Parameter] = [click.Option([flag], default=None, help=text) for flag, text in _MODEL_OPTIONS]
-    params.append(click.Option(["--extra-input"], "extra_inputs", multiple=True, metavar="NAME=FILE.npy",
+    params.append(click.Option(["--extra-input", "extra_inputs"], multiple=True, metavar="NAME=FILE.npy",
                                help="Value of a fixed extra input (e.g. Xpresso's half-life features), "
                                     "broadcast to every sequence; repeatable."))
     params.append(click.Option(["--trust"], is_flag=True, default=False,

@@ -37,6 +37,7 @@ __all__ = [
     "layer_table",
     "receptive_fields",
     "resolve_layer",
+    "same_padding",
 ]
 
 #: Kinds whose output position j depends on a window of the input (use kernel/stride/...).
@@ -211,6 +212,37 @@ def receptive_fields(layers: Sequence[LayerInfo]) -> list[Geometry]:
         result.append(geom)
         previous = geom
     return result
+
+
+def same_padding(k_eff: int, stride: int = 1, length: int | None = None, *, lower: bool = False) -> int:
+    """Left zero padding of a "same" convolution or pool, in bp.
+
+    The total padding is ``max((ceil(L / s) - 1) * s + k_eff - L, 0)``, split with the
+    extra base on the right (TensorFlow/Keras "same", ONNX ``SAME_UPPER``) or, with
+    ``lower``, on the left (ONNX ``SAME_LOWER``). With stride 1 the total is k_eff - 1
+    whatever L; with a larger stride and unknown L, (k_eff - 1) // 2 is returned (exact
+    only for some lengths).
+
+    Parameters
+    ----------
+    k_eff : int
+        Effective kernel, dilation * (kernel - 1) + 1, in bp.
+    stride : int
+        Default is 1.
+    length : int or None
+        Input length in bp, when known. Default is None.
+    lower : bool
+        Put the odd base of padding on the left. Default is False.
+
+    Returns
+    -------
+    int
+    """
+    if length is None or stride == 1:
+        total = k_eff - 1
+    else:
+        total = max((-(-length // stride) - 1) * stride + k_eff - length, 0)
+    return total - total // 2 if lower else total // 2
 
 
 def resolve_layer(layers: Sequence[LayerInfo], layer: str | int) -> tuple[int, LayerInfo]:

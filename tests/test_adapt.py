@@ -87,3 +87,9 @@ def test_output_reduction_on_torch_tensors_matches_numpy_and_has_gradients():
         np.testing.assert_allclose(out.detach().numpy(), rule.apply(y), rtol=1e-6)
         out.sum().backward()
         assert t.grad is not None and t.grad.abs().sum() > 0
+
+
+def test_output_reduction_parse_axis_prefix():
+    assert OutputReduction.parse("NPC:max@1", positions="last").positions == "middle"
+    assert OutputReduction.parse("ncp:center", positions="middle").positions == "last"
+    assert OutputReduction.parse("max:0:10", positions="middle").window == (0, 10)  # no prefix: convention kept

@@ -222,9 +222,9 @@ def test_modules_pickle_without_lambdas(basset_state):
     "source, error, match",
     [
         ("absent", interpkit.MissingFileError, "does not exist"),
-        (b"\x00corrupt", InputError, "cannot be read as a PyTorch checkpoint"),
+        (b"\x00corrupt", InputError, "could not be read as a PyTorch checkpoint"),
         (["a", "list"], InputError, "not a state_dict"),
-        ("module", InputError, "pickled Python objects"),
+        ("module", InputError, "holds a pickle with an object of class"),
         ({}, InputError, "not a state_dict"),
         (42, InputTypeError, "takes a checkpoint path"),
         ("deepsea", InputError, "missing keys: 0.weight"),

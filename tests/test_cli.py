@@ -103,3 +103,29 @@ def test_cli_prints_interpkit_warnings_as_one_line(shared, capsys):
     err = capsys.readouterr().err
     assert "warning: model human_trainepoch.11-0.426.h5 has extra input(s) halflife" in err
     assert ".py:" not in err
+
+
+def test_extra_input_from_the_cli_changes_xpresso(shared, tmp_path, capsys):
+    # Xpresso's second input (6 half-life features) from --extra-input NAME=FILE.npy.
+    model = str(shared / "checkpoints/xpresso/human_trainepoch.11-0.426.h5")
+    features = tmp_path / "halflife.npy"
+    np.save(features, np.full(6, 2.0, dtype=np.float32))
+    fasta = tmp_path / "promoters.fa"
+    rng = np.random.default_rng(0)
+    fasta.write_text("".join(f">p{i}\n{''.join(rng.choice(list('ACGT'), 10500))}\n" for i in range(2)))
+    outputs = {}
+    for label, extra in (("zeros", []), ("given", ["--extra-input", f"halflife={features}"])):
+        out = tmp_path / label
+        assert main(["run", "predict", model, "-s", str(fasta), "-o", str(out), *extra]) == 0, capsys.readouterr().err
+        outputs[label] = np.load(out / "predict.npz")["predictions"]
+    assert not np.allclose(outputs["zeros"], outputs["given"])
+    assert main(["info", model, "--extra-input", "halflife"]) == 2
+    assert "must be NAME=FILE.npy" in capsys.readouterr().err
+
+
+def test_trust_must_be_a_real_bool(tmp_path):
+    import interpkit
+    from interpkit.errors import InputTypeError
+
+    with pytest.raises(InputTypeError, match="trust must be bool"):
+        interpkit.load(tmp_path, trust="false")

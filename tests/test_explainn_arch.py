@@ -157,7 +157,7 @@ def test_input_length_range(best4):
         ({}, "basset", InputError, "not an ExplaiNN state_dict"),
         ({}, "num_fc0", InputError, "pass length="),
         ({}, "missing", InputError, r"missing keys: linears\.7\.running_var"),
-        ({}, "truncated", InputError, "cannot be read as a PyTorch checkpoint"),
+        ({}, "truncated", InputError, "could not be read as a PyTorch checkpoint"),
         ({"length": "200"}, "real", InputTypeError, "length must be int"),
         ({"length": 0}, "real", InputError, "length == 0"),
         ({"pool_size": 0}, "real", InputError, "pool_size == 0"),

@@ -528,3 +528,43 @@ def test_cuda_without_gpu_is_refused(basset_like):
         pytest.skip("a GPU is present")
     with pytest.raises(CapabilityError, match="sees no GPU"):
         load(basset_like, device="cuda")
+
+
+def test_channels_last_conv2d_geometry_uses_the_sequence_axis():
+    # Keras' default channels_last Conv2D on (N, 4, L, 1): kernel (4, 5) spans the alphabet (height)
+    # and 5 bp of sequence (width); pool (1, 2) halves the sequence. Receptive fields 5 and 6 bp.
+    import keras
+
+    import interpkit
+    from interpkit import receptive_fields
+
+    inputs = keras.Input((4, 50, 1))
+    x = keras.layers.Conv2D(8, (4, 5), name="conv")(inputs)
+    x = keras.layers.MaxPooling2D((1, 2), name="pool")(x)
+    outputs = keras.layers.Dense(1)(keras.layers.Flatten()(x))
+    model = interpkit.load(keras.Model(inputs, outputs))
+    layers = model.layers()
+    rows = {info.name: (info.kernel_size, info.stride, g.receptive_field)
+            for info, g in zip(layers, receptive_fields(layers))}
+    assert rows["conv"] == (5, 1, 5) and rows["pool"] == (2, 2, 6)
+    X = random_one_hot(3, 50)
+    np.testing.assert_allclose(model.neuron("conv", 2, X[:, :, :5]), model.activations(X, "conv")[:, 2, 0], atol=1e-5)
+
+
+def test_per_position_rules_are_checked():
+    # An any-length per-position model: a window past the output is an error, not NaN; output= on an
+    # (N, T) model is refused.
+    import keras
+
+    import interpkit
+    from interpkit.errors import InputError
+
+    inputs = keras.Input((None, 4))
+    per_position = keras.Model(inputs, keras.layers.Conv1D(2, 3, padding="same")(inputs))
+    model = interpkit.load(per_position, output="mean:100:200")
+    with pytest.raises(InputError, match=r"output window \(100, 200\) selects no positions"):
+        model.predict(random_one_hot(2, 50))
+    assert model.predict(random_one_hot(2, 300)).shape == (2, 2)
+    flat = keras.Model(inputs, keras.layers.GlobalMaxPooling1D()(keras.layers.Conv1D(2, 3)(inputs)))
+    with pytest.raises(InputError, match="leave output= unset"):
+        interpkit.load(flat, output="max@1")

@@ -577,3 +577,23 @@ def test_cuda_equals_cpu(nets, X):
     np.testing.assert_allclose(gpu.predict(X), cpu.predict(X), atol=1e-4)
     np.testing.assert_allclose(gpu.activations(X, "/pool2/MaxPool"), cpu.activations(X, "/pool2/MaxPool"), atol=1e-4)
     np.testing.assert_allclose(gpu.gradient(X, 0), cpu.gradient(X, 0), atol=1e-4)
+
+
+def test_same_padding_with_stride_two_places_neuron_windows(tmp_path):
+    # A SAME_UPPER conv with stride 2 on 100 bp pads 0 on the left (1 on the right): neuron()
+    # windows must then line up with the activations exactly.
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(size=(3, 4, 3)).astype(np.float32), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3], strides=[2], auto_pad="SAME_UPPER",
+                            name="conv")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4, 100])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, 50])], [w])
+    path = tmp_path / "same.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+    model = interpkit.load(path, output="max")
+    assert model.layers()[0].padding == 0
+    X = random_one_hot(4, 100)
+    np.testing.assert_allclose(model.neuron("conv", 1, X[:, :, :3]), model.activations(X, "conv")[:, 1, 0],
+                               atol=1e-5)

@@ -125,3 +125,13 @@ def test_branch_from_input_duplicate_names_and_unknown_kind():
     assert g[3].receptive_field is None and g[4].receptive_field is None  # unknown, never silently wrong
     with pytest.raises(InputError, match="'conv_a' appears twice"):
         receptive_fields([LayerInfo("conv_a", "conv"), LayerInfo("conv_a", "conv")])
+
+
+def test_same_padding_matches_tensorflow_and_onnx():
+    from interpkit.probe import same_padding
+
+    # TensorFlow/ONNX SAME_UPPER: total = max((ceil(L/s) - 1) s + k - L, 0), left = total // 2.
+    assert same_padding(3, 2, 100) == 0  # total (50 - 1) * 2 + 3 - 100 = 1 -> left 0, right 1
+    assert same_padding(3, 2, 100, lower=True) == 1  # SAME_LOWER puts the odd base on the left
+    assert same_padding(5, 1) == 2 and same_padding(4, 1) == 1 and same_padding(4, 1, lower=True) == 2
+    assert same_padding(7, 3, 10) == 3  # total (4 - 1) * 3 + 7 - 10 = 6

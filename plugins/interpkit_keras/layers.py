@@ -6,11 +6,11 @@ Works on Keras 3 and tf_keras models alike (both expose ``model.layers``, ``get_
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
-from interpkit.probe import INPUT, LayerInfo
+from interpkit.errors import InputError
+from interpkit.probe import INPUT, LayerInfo, same_padding
 
 __all__ = ["keras_layer_table", "seq_axis", "tensor_channels"]
 
@@ -56,22 +56,29 @@ def tensor_channels(shape: Sequence[int | None], layout: str) -> int | None:
     return None
 
 
-def _pick(value: Any, layout: str) -> int:
-    """The sequence-axis entry of a Keras size tuple ((k,) for 1-D, (kh, kw) for 2-D layers)."""
+def _pick(value: Any, layout: str, data_format: str | None) -> int:
+    """The sequence-axis entry of a Keras size tuple ((k,) for 1-D, (kh, kw) for 2-D layers).
+
+    For a 2-D layer the tuple follows its spatial axes: (2, 3) of (N, C, H, W) with
+    "channels_first", (1, 2) of (N, H, W, C) with "channels_last" (Keras' default); the entry
+    taken is the one of the tensor axis holding the sequence (2 for NCL1, 3 for NC1L).
+    """
     values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
-    return int(values[(1 if layout == "NC1L" else 0)] if len(values) > 1 else values[0])
+    if len(values) == 1:
+        return int(values[0])
+    spatial = (2, 3) if data_format == "channels_first" else (1, 2)
+    axis = seq_axis(layout, 4)
+    if axis not in spatial:
+        raise InputError(f"a 2-D Keras layer with data_format={data_format!r} on a {layout} input has the sequence "
+                         "on its channel axis; interpkit cannot read its geometry (use Conv1D, or (N, 4, L, 1) input).")
+    return int(values[spatial.index(axis)])
 
 
 def _left_padding(padding: str, k_eff: int, stride: int, length: int | None) -> int:
-    """Zero padding left of the sequence, as TensorFlow adds it ("same": half of the total, rounded down)."""
+    """Zero padding left of the sequence, as TensorFlow adds it ("causal": all of it on the left)."""
     if padding == "causal":
         return k_eff - 1
-    if padding != "same":
-        return 0
-    if length is None or stride == 1:
-        return (k_eff - 1) // 2
-    total = max((math.ceil(length / stride) - 1) * stride + k_eff - length, 0)
-    return total // 2
+    return same_padding(k_eff, stride, length) if padding == "same" else 0
 
 
 def _shape(layer: Any, attr: str) -> tuple[int | None, ...]:
@@ -100,8 +107,9 @@ def _info(layer: Any, layout: str, inputs: tuple[str, ...]) -> LayerInfo:
     geometry: dict[str, int] = {}
     if kind in ("conv", "maxpool", "avgpool") and cls != "Dense":
         size = config["kernel_size"] if kind == "conv" else config["pool_size"]
-        k, s = _pick(size, layout), _pick(config.get("strides") or size, layout)
-        d = _pick(config.get("dilation_rate", 1), layout)
+        fmt = config.get("data_format")
+        k, s = _pick(size, layout, fmt), _pick(config.get("strides") or size, layout, fmt)
+        d = _pick(config.get("dilation_rate", 1), layout, fmt)
         length = in_shape[seq_axis(layout, len(in_shape))] if len(in_shape) in (3, 4) else None
         p = _left_padding(config.get("padding", "valid"), d * (k - 1) + 1, s, length)
         geometry = {"kernel_size": k, "stride": s, "dilation": d, "padding": p}

@@ -112,6 +112,9 @@ def _outputs(model: Any, output: OutputReduction | str | None, name: str) -> tup
         raise InputTypeError(f"output must be an interpkit.adapt.OutputReduction or its text form "
                              f"'REDUCE[:START:END][@C1,C2]', got {type(output).__name__}.")
     per_position = [s for s in shapes if len(s) == 3]
+    if output is not None and not per_position:
+        raise InputError(f"output= reduces per-position outputs, but model {name} returns {shapes}; leave output= "
+                         "unset.")
     if per_position and output is None:
         output = OutputReduction(positions="middle")
         warnings.warn(f"model {name} predicts per position {per_position[0]} (N, P, C); reducing with the default "

@@ -31,6 +31,8 @@ __all__ = ["KerasModel"]
 
 def _reduce(tf: Any, y: Any, rule: OutputReduction) -> Any:
     """:meth:`OutputReduction.apply` in TensorFlow, so gradients flow through it."""
+    if None not in tuple(y.shape)[1:]:  # known at tracing time: an empty window would give NaN
+        rule.check_shape(tuple(y.shape))
     if rule.positions == "middle":
         y = tf.transpose(y, [0, 2, 1])
     if rule.window is not None:
@@ -226,7 +228,13 @@ class KerasModel(Predictor, LayerProbe):
         """
         X = self._check(X)
         fn = self._function(("predict",), lambda tf: lambda *xs: self._outputs(tf, xs))
-        return self._run(fn, X, batch_size)
+        y = self._run(fn, X, batch_size)
+        rule = self._reduction
+        if rule is not None and rule.window is not None and np.isnan(y).all(axis=0).any():
+            # A window beyond the output (unknown length at tracing time) reduces nothing: say so, not NaN.
+            raise InputError(f"output window {rule.window} selects no positions of model {self._name}'s output for "
+                             f"{X.shape[2]} bp inputs; choose a window inside the output (--output).")
+        return y
 
     def gradient(self, X: np.ndarray, target: int, *, batch_size: int | None = None) -> np.ndarray:
         """Gradient of one output with respect to the one-hot input, through ``tf.GradientTape``.

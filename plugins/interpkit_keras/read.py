@@ -70,8 +70,13 @@ def _model_config(path: Path) -> tuple[dict, str | None, str]:
     if raw is None:
         raise InputError(f"{path} holds weights only (no model config); load its architecture JSON with "
                          f"weights='{path}' (interpkit.load('model.json', weights=...)).")
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    return json.loads(text), None, version.decode() if isinstance(version, bytes) else str(version)
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+    try:
+        config = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"{path} has a damaged model config ({exc}); re-save the model, or load its architecture "
+                         "JSON with weights=.") from None
+    return config, None, version.decode() if isinstance(version, bytes) else str(version)
 
 
 def _code_layers(node: Any, owner: str | None = None) -> list[str]:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from interpkit.probe import INPUT, LayerInfo
+from interpkit.probe import INPUT, LayerInfo, same_padding
 
 from .graph import SHAPE_OPS, constant_values
 
@@ -164,8 +164,11 @@ class _Walker:
         dilation = int(attrs.get("dilations", [1] * len(kernel))[s])
         k_eff = dilation * (k - 1) + 1
         auto = attrs.get("auto_pad", "NOTSET")
-        padding = {"SAME_UPPER": (k_eff - 1) // 2, "SAME_LOWER": k_eff // 2, "VALID": 0}.get(
-            auto, int(attrs.get("pads", [0] * 2 * len(kernel))[s]))
+        length = self.shapes[x][a.pos] if x in self.shapes and len(self.shapes[x]) > a.pos else None
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            padding = same_padding(k_eff, stride, length, lower=auto == "SAME_LOWER")
+        else:
+            padding = 0 if auto == "VALID" else int(attrs.get("pads", [0] * 2 * len(kernel))[s])
         padding += self.folded_pad.get(x, 0)
         fields = {"kernel_size": k, "stride": stride, "dilation": dilation, "padding": padding}
         if kind == "conv" and node.input[1] in self.weights:

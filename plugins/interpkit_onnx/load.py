@@ -120,6 +120,7 @@ def load(
     batch size, the model runs in chunks of exactly the fixed size, the last chunk
     padded with all-N sequences (``OnnxModel.batch_chunk``).
     """
+    check_scalar(trust, "trust", bool)  # never truthiness: trust="false" must not load custom ops
     libraries = _libraries(custom_op_libraries, trust)
     device = resolve_device(device)
     threads = default_threads() if threads is None else check_scalar(threads, "threads", int, min_val=1)

@@ -10,15 +10,13 @@ mismatches (the first few of each).
 from __future__ import annotations
 
 import os
-import pickle
-import re
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from interpkit._io import file_digest
-from interpkit.errors import InputError, InputTypeError, InterpkitWarning, MissingFileError
+from interpkit.errors import InputError, InputTypeError, InterpkitWarning
 
 __all__ = ["STATE_DICT_WRAPPERS", "check_keys", "checkpoint_info", "load_strict", "load_weights", "read_state_dict"]
 
@@ -62,24 +60,10 @@ def read_state_dict(source: Any, *, arch: str) -> tuple[dict[str, Any], str]:
     import torch
 
     if isinstance(source, (str, os.PathLike)):
+        from interpkit_torch.load import read_checkpoint  # one reader: weights only, one set of messages
+
         label = Path(source).name
-        if not Path(source).is_file():
-            raise MissingFileError(f"model file {source} does not exist.")
-        try:
-            obj = torch.load(source, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-            if not found:  # not a pickle at all, or a damaged one
-                raise InputError(f"{source}: cannot be read as a PyTorch checkpoint; arch={arch!r} expects a file "
-                                 "written by torch.save(model.state_dict(), path).") from exc
-            raise InputError(
-                f"{source}: holds pickled Python objects (e.g. {found[1]}), not only tensors; arch={arch!r} reads a "
-                "state_dict (torch.save(model.state_dict(), path)). Save the model's state_dict and load that file."
-            ) from exc
-        except Exception as exc:  # corrupt zip, truncated file, not a torch file at all
-            first = (str(exc).strip().splitlines() or [""])[0]
-            raise InputError(f"{source}: cannot be read as a PyTorch checkpoint ({type(exc).__name__}: {first}); "
-                             f"arch={arch!r} expects a file written by torch.save(model.state_dict(), path).") from exc
+        obj = read_checkpoint(source, trust=False)
     elif isinstance(source, Mapping):
         obj, label = source, "the state_dict given"
     elif callable(getattr(source, "state_dict", None)):

@@ -88,9 +88,9 @@ def read_checkpoint(path: str | os.PathLike, *, trust: bool = False) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as exc:
-        if not trust and "Weights only load failed" in str(exc):
-            found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-            what = f"an object of class {found.group(1)}" if found else "Python objects"
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if not trust and "Weights only load failed" in str(exc) and found:  # a real pickle of objects
+            what = f"an object of class {found.group(1)}"
             raise InputError(
                 f"model file {path} holds a pickle with {what} (e.g. a whole nn.Module saved with "
                 "torch.save(model)); loading a pickle runs code from the file, so interpkit loads weights only "
@@ -298,7 +298,7 @@ def load(
         For a source that is neither a module nor a path, or options of the wrong type.
     """
     dev = _device(device)
-    trust = bool(trust)
+    check_scalar(trust, "trust", bool)  # never truthiness: trust="false" must not run a pickle
     if isinstance(source, nn.Module):
         module, name = source, torch_class(source) if isinstance(source, torch.jit.ScriptModule) else \
             type(source).__name__
