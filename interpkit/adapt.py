@@ -12,19 +12,23 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from interpkit.errors import InputError
+from interpkit.errors import InputError, InputTypeError, MissingFileError
 from interpkit.predictor import LAYOUTS
 
 __all__ = [
     "OutputReduction",
     "alphabet_permutation",
     "auto_batch_size",
+    "check_output_names",
     "from_model_layout",
     "infer_layout",
+    "read_output_names",
+    "resolve_alphabet",
     "to_model_layout",
 ]
 
@@ -297,3 +301,77 @@ def auto_batch_size(bytes_per_sequence: int, *, fraction: float = 0.1, minimum: 
         available = 2 << 30
     size = int(available * fraction // max(1, bytes_per_sequence))
     return max(minimum, min(maximum, size))
+
+
+def resolve_alphabet(alphabet: Any) -> tuple[str, str | None]:
+    """Split the ``alphabet`` option into (canonical alphabet, model's channel order or None).
+
+    Parameters
+    ----------
+    alphabet : str or None
+        The model's own channel order, e.g. "AGCT" (Kipoi DeepSEA) or "ACGU" (RNA); None
+        means canonical ACGT.
+
+    Returns
+    -------
+    (str, str or None)
+        "ACGT" or "ACGU", and the model's order when it differs from that.
+
+    Raises
+    ------
+    InputTypeError
+        If ``alphabet`` is not a str.
+    InputError
+        If it is not an ordering of ACGT or ACGU.
+    """
+    if alphabet is None:
+        return "ACGT", None
+    if not isinstance(alphabet, str):
+        raise InputTypeError(f"alphabet must be a str such as 'AGCT', got {type(alphabet).__name__}.")
+    order = alphabet.upper()
+    canonical = "ACGU" if "U" in order else "ACGT"
+    alphabet_permutation(order, canonical)
+    return canonical, (None if order == canonical else order)
+
+
+def read_output_names(output_names: Any = None, labels: Any = None) -> tuple[str, ...] | None:
+    """The output names a user gave, as a list or as a labels file (one name per line); None if neither.
+
+    Raises
+    ------
+    InputError
+        If both are given, or the labels file holds no names.
+    MissingFileError
+        If the labels file does not exist.
+    InputTypeError
+        If ``output_names`` is not a sequence of str.
+    """
+    if output_names is not None and labels is not None:
+        raise InputError("give output_names= or labels= (--labels), not both.")
+    if labels is not None:
+        if not os.path.isfile(labels):
+            raise MissingFileError(f"labels file {labels} does not exist.")
+        text = Path(labels).read_text(encoding="utf-8-sig")
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+        if not names:
+            raise InputError(f"labels file {labels} holds no names; write one output name per line.")
+        return tuple(names)
+    if output_names is None:
+        return None
+    if isinstance(output_names, str) or not isinstance(output_names, Sequence):
+        raise InputTypeError(f"output_names must be a sequence of str, got {type(output_names).__name__}.")
+    return tuple(str(n) for n in output_names)
+
+
+def check_output_names(names: Sequence[str], n_outputs: int, model_name: str) -> tuple[str, ...]:
+    """Check that ``names`` gives one distinct name per output; returns them as a tuple.
+
+    Raises
+    ------
+    InputError
+        If the count differs from ``n_outputs`` or a name repeats.
+    """
+    if len(names) != n_outputs or len(set(names)) != len(names):
+        raise InputError(f"{len(names)} output name(s) given for model {model_name}, which has {n_outputs} outputs; "
+                         "give one distinct name per output (one per line in --labels).")
+    return tuple(names)

@@ -8,6 +8,7 @@ its first lines, so all methods reject bad input the same way.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -243,3 +244,29 @@ def check_choice(x: Any, name: str, choices: tuple[str, ...] | list[str]) -> str
     if x not in choices:
         raise InputError(f"{name} == {x!r}, must be one of {', '.join(map(repr, choices))}.")
     return x
+
+
+def check_index(index: Any, name: str, size: int | None, *, labels: Sequence[str] | None = None) -> int:
+    """Check a 0-based index into ``size`` items (an output ``target``, a ``channel``); returns it as int.
+
+    Parameters
+    ----------
+    index : int
+    name : str
+        The argument's name, e.g. "target".
+    size : int or None
+        Number of items; None when unknown (only index >= 0 is checked).
+    labels : sequence of str or None
+        Item names, the first few of which the message lists. Default is None.
+
+    Raises
+    ------
+    InputError
+        If ``index`` is not an int (bool excluded; numpy integers accepted) in [0, size - 1].
+    """
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0 or \
+            (size is not None and index >= size):
+        names = f" ({', '.join(labels[:5])}{', ...' if len(labels) > 5 else ''})" if labels else ""
+        where = f"[0, {size - 1}]" if size is not None else ">= 0"
+        raise InputError(f"{name} == {index!r}, must be an int in {where}{names}.")
+    return int(index)

@@ -93,3 +93,32 @@ def test_output_reduction_parse_axis_prefix():
     assert OutputReduction.parse("NPC:max@1", positions="last").positions == "middle"
     assert OutputReduction.parse("ncp:center", positions="middle").positions == "last"
     assert OutputReduction.parse("max:0:10", positions="middle").window == (0, 10)  # no prefix: convention kept
+
+
+def test_alphabet_and_output_name_helpers(tmp_path):
+    from interpkit.adapt import check_output_names, read_output_names, resolve_alphabet
+    from interpkit.errors import InputTypeError, MissingFileError
+    from interpkit.validation import check_index
+
+    assert resolve_alphabet(None) == ("ACGT", None)
+    assert resolve_alphabet("agct") == ("ACGT", "AGCT") and resolve_alphabet("ACGU") == ("ACGU", None)
+    X = one_hot_encode(["ACGTT"])
+    M = to_model_layout(X, "NCL", model_alphabet="CGTA")
+    assert M[0, :, 0].tolist() == [0, 0, 0, 1]  # base A sits in model channel 3 ("CGTA".index("A"))
+    np.testing.assert_array_equal(from_model_layout(M, "NCL", model_alphabet="CGTA"), X)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\ufeffMAX\n\nFOXA1\nJUND\n")
+    assert read_output_names(labels=labels) == ("MAX", "FOXA1", "JUND")
+    assert check_output_names(("a", "b"), 2, "m") == ("a", "b")
+    assert check_index(np.int64(2), "target", 3) == 2
+    for call, error, message in [
+        (lambda: resolve_alphabet("ACGG"), InputError, "not an ordering"),
+        (lambda: resolve_alphabet(5), InputTypeError, "alphabet must be a str"),
+        (lambda: read_output_names(["a"], labels), InputError, "not both"),
+        (lambda: read_output_names(labels=tmp_path / "none.txt"), MissingFileError, "does not exist"),
+        (lambda: check_output_names(("a", "a"), 2, "m"), InputError, "one distinct name per output"),
+        (lambda: check_index(3, "target", 3, labels=["x", "y", "z"]), InputError, r"\[0, 2\] \(x, y, z\)"),
+        (lambda: check_index(True, "channel", None), InputError, ">= 0"),
+    ]:
+        with pytest.raises(error, match=message):
+            call()

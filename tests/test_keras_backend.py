@@ -467,7 +467,7 @@ def test_keras_backend_raises(tmp_path, shared, tal_gata, basset_like, basset_mo
         load(basset_like, extra_inputs={"halflife": np.zeros(6)})
     with pytest.raises(InputError, match="sequence_input == 'seq'"):
         load(basset_like, sequence_input="seq")
-    with pytest.raises(InputError, match="gives 2 name"):
+    with pytest.raises(InputError, match=r"2 output name\(s\) given for model basset_like, which has 3 outputs"):
         load(basset_like, output_names=["a", "b"])
     with pytest.raises(MissingFileError, match="labels file"):
         load(basset_like, labels=tmp_path / "labels.txt")

@@ -589,7 +589,8 @@ def test_torch_backend_raises(tmp_path):
         (lambda: interpkit.load(basset_like(), length="60"), InputTypeError, "length must be int"),
         (lambda: interpkit.load(basset_like(), length=30), InputError, r"failed on a batch of shape \(2, 4, 30\)"),
         (lambda: interpkit.load(basset_like(), length=60, output="max"), InputError, "leave output= unset"),
-        (lambda: interpkit.load(basset_like(), length=60, output_names=["a"]), InputError, "give 3 distinct names"),
+        (lambda: interpkit.load(basset_like(), length=60, output_names=["a"]), InputError,
+         r"1 output name\(s\) given for model Sequential, which has 3 outputs"),
         (lambda: interpkit.load(basset_like(), output_names=["a"], labels="x.txt"), InputError, "not both"),
         (lambda: interpkit.load(basset_like(), device="tpu"), InputError, "device == 'tpu'"),
         (lambda: interpkit.load(basset_like(), alphabet="ACGX"), InputError, "not an ordering"),
@@ -624,3 +625,18 @@ def test_cuda_matches_cpu(spliceai80):
     np.testing.assert_allclose(cuda.activations(X, "final_conv"), cpu.activations(X, "final_conv"), rtol=1e-4,
                                atol=1e-5)
     assert next(spliceai80.parameters()).device.type == "cpu"  # moved for the call, moved back after
+
+
+def test_non_involutive_alphabet_order_in_predict_and_gradient():
+    # CGTA is not its own inverse (unlike AGCT), so a swapped permutation would fail here. The model's
+    # channel j holds base "CGTA"[j]: feed the raw module X[:, [1, 2, 3, 0]].
+    module = basset_like()
+    model = interpkit.load(module, length=BASSET_LIKE_LENGTH, alphabet="CGTA")
+    X = random_one_hot(4, BASSET_LIKE_LENGTH, random_state=8)
+    x = torch.from_numpy(X[:, [1, 2, 3, 0]]).requires_grad_(True)
+    raw = module.eval()(x)
+    np.testing.assert_allclose(model.predict(X), raw.detach().numpy(), atol=1e-5)
+    raw[:, 1].sum().backward()
+    expected = np.empty_like(X)
+    expected[:, [1, 2, 3, 0]] = x.grad.numpy()  # model channel j -> canonical channel "ACGT".index("CGTA"[j])
+    np.testing.assert_allclose(model.gradient(X, 1), expected, atol=1e-5)

@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 
 from interpkit import InputSpec
-from interpkit.adapt import OutputReduction, infer_layout
+from interpkit.adapt import (
+    OutputReduction,
+    check_output_names,
+    infer_layout,
+    read_output_names,
+    resolve_alphabet,
+)
 from interpkit.errors import CapabilityError, InputError, InputTypeError, InterpkitWarning, MissingFileError
 from interpkit.predictor import LAYOUTS
 from interpkit.validation import check_choice, check_scalar
@@ -133,24 +139,6 @@ def _outputs(model: Any, output: OutputReduction | str | None, name: str) -> tup
     return (output if per_position else None), names
 
 
-def _output_names(names: list[str], output_names: Sequence[str] | None, labels: Any) -> list[str]:
-    if output_names is not None and labels is not None:
-        raise InputError("pass output_names= or labels=, not both.")
-    if labels is not None:
-        path = Path(labels)
-        if not path.is_file():
-            raise MissingFileError(f"labels file {path} does not exist.")
-        output_names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        source = f"labels file {path}"
-    else:
-        source = "output_names"
-    if output_names is None:
-        return names
-    if isinstance(output_names, str) or len(output_names) != len(names) or len(set(output_names)) != len(names):
-        raise InputError(f"{source} gives {len(output_names)} name(s) but the model has {len(names)} distinct "
-                         "outputs; give one distinct name per output.")
-    return [str(n) for n in output_names]
-
 
 def _device(device: str | None) -> str:
     found = gpus()
@@ -266,14 +254,15 @@ def load(
     shapes = [tuple(t.shape) for t in inputs]
     seq = _sequence_index(model, shapes, sequence_input)
     layout, length = _layout_and_length(shapes[seq], layout, length)
-    canonical = "ACGU" if alphabet is not None and "U" in alphabet.upper() else "ACGT"
-    model_alphabet = alphabet.upper() if alphabet is not None and alphabet.upper() != canonical else None
+    canonical, model_alphabet = resolve_alphabet(alphabet)
     extra_values, extra_shapes = _extra_values(model, shapes, seq, extra_inputs, name)
     reduction, names = _outputs(model, output, name)
     if batch_size is not None:
         check_scalar(batch_size, "batch_size", int, min_val=1)
     spec = InputSpec(alphabet=canonical, length=length, layout=layout, model_alphabet=model_alphabet,
                      extra_inputs=extra_shapes, dtype=getattr(inputs[seq].dtype, "name", str(inputs[seq].dtype)))
-    return KerasModel(model, input_spec=spec, output_names=_output_names(names, output_names, labels),
+    given = read_output_names(output_names, labels)
+    names = list(check_output_names(given, len(names), name)) if given is not None else names
+    return KerasModel(model, input_spec=spec, output_names=names,
                       reduction=reduction, sequence_index=seq, extra_values=extra_values, device=_device(device),
                       batch_size=batch_size, name=name)

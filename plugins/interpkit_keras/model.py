@@ -21,7 +21,7 @@ from interpkit.adapt import OutputReduction, auto_batch_size, from_model_layout,
 from interpkit.errors import InputError, InterpkitError
 from interpkit.probe import receptive_fields, resolve_layer
 from interpkit.progress import batch_slices
-from interpkit.validation import check_one_hot, check_scalar
+from interpkit.validation import check_index, check_one_hot, check_scalar
 
 from ._runtime import framework_of, import_framework, quiet_warnings, reason
 from .layers import keras_layer_table
@@ -199,12 +199,6 @@ class KerasModel(Predictor, LayerProbe):
     def _check(self, X: Any, name: str = "X") -> np.ndarray:
         return check_one_hot(X, name, length=self._spec.length)
 
-    def _check_target(self, target: Any) -> int:
-        if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= target < len(self._names):
-            raise InputError(f"target == {target!r}, must be an int in [0, {len(self._names) - 1}] "
-                             f"(outputs: {', '.join(self._names[:5])}{', ...' if len(self._names) > 5 else ''}).")
-        return int(target)
-
     def predict(self, X: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
         """Model outputs for one-hot sequences, in batches, without gradients.
 
@@ -258,7 +252,7 @@ class KerasModel(Predictor, LayerProbe):
             For bad X (as :meth:`predict`) or a target outside [0, T).
         """
         X = self._check(X)
-        target = self._check_target(target)
+        target = check_index(target, "target", len(self._names), labels=self._names)
         fn = self._function(("gradient",), lambda tf: self._seq_gradient(
             tf, lambda xs, t: tf.gather(self._outputs(tf, xs), t, axis=1)), n_args=1)
         return self._canonical(self._run(fn, X, batch_size, target))

@@ -24,7 +24,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from interpkit import InputSpec, LayerInfo, LayerProbe, Predictor
 from interpkit.errors import InputError
 from interpkit.probe import resolve_layer
-from interpkit.validation import check_choice, check_one_hot, check_scalar
+from interpkit.validation import check_choice, check_index, check_one_hot, check_scalar
 
 __all__ = ["PWMScanModel", "load"]
 
@@ -182,14 +182,9 @@ class PWMScanModel(Predictor, LayerProbe):
             out[sl] = scores.max(axis=2) if self.reduction == "max" else np.where(np.isinf(scores), 0, scores).sum(axis=2)
         return out
 
-    def _check_target(self, target: int) -> int:
-        if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= target < len(self._names):
-            raise InputError(f"target == {target!r}, must be an int in [0, {len(self._names) - 1}].")
-        return int(target)
-
     def gradient(self, X: np.ndarray, target: int, *, batch_size: int | None = None) -> np.ndarray:
         X = self._check(X)
-        t = self._check_target(target)
+        t = check_index(target, "target", len(self._names), labels=self._names)
         w = int(self.widths[t])
         fwd, rev = self.pwms[t, :, :w], self.pwms_rc[t, :, :w]
         grad = np.zeros_like(X)
@@ -227,7 +222,7 @@ class PWMScanModel(Predictor, LayerProbe):
         index, info = resolve_layer(self.layers(), layer)
         if index != 0:
             raise InputError(f"layer {info.name!r} sees the whole input; single neurons exist only for 'scan'.")
-        channel = self._check_target(channel)
+        channel = check_index(channel, "channel", len(self._names))
         W = check_one_hot(W, "W", length=self.width, dtype=np.float64)
         scores, is_rev = self._scores(W)
         return scores[:, channel, 0], is_rev[:, channel, 0]

@@ -14,7 +14,13 @@ import numpy as np
 import onnx
 
 from interpkit import InputSpec
-from interpkit.adapt import OutputReduction, infer_layout
+from interpkit.adapt import (
+    OutputReduction,
+    check_output_names,
+    infer_layout,
+    read_output_names,
+    resolve_alphabet,
+)
 from interpkit.errors import InputError, InputTypeError, InterpkitWarning, MissingFileError
 from interpkit.predictor import LAYOUTS
 from interpkit.validation import check_choice, check_scalar
@@ -130,7 +136,7 @@ def load(
     graph = model.graph
     seq, extras = _sequence_input(graph, sequence_input, layout, name)
     layout, length = _layout(seq, graph, layout, length, name)
-    canonical, model_alphabet = _alphabet(alphabet)
+    canonical, model_alphabet = resolve_alphabet(alphabet)
     out = _graph_output(graph, graph_output, name)
     fixed = free_batch(model, seq.name)
     chunk = fixed if fixed is not None and baked_batch_nodes(graph, seq.name, fixed) else None
@@ -156,7 +162,7 @@ def load(
         problem = f"its graph uses ops without a torch translation: {', '.join(ops)}"
     return OnnxModel(
         model, name=name, input_name=seq.name, spec=spec, output_tensor=out,
-        output_names=_names(output_names, labels, count, name), reduction=reduction, extra_values=values,
+        output_names=_output_names(output_names, labels, count, name), reduction=reduction, extra_values=values,
         device=device, threads=threads, custom_op_libraries=libraries, batch_chunk=chunk, batch_size=batch_size,
         gradient_problem=problem, sessions={(out,): session}, probe_length=probe_length,
     )
@@ -262,19 +268,6 @@ def _layout(seq: onnx.ValueInfoProto, graph: onnx.GraphProto, layout: str | None
 
 def _show(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
-
-
-def _alphabet(alphabet: str | None) -> tuple[str, str | None]:
-    """(canonical alphabet, model's order or None when canonical)."""
-    if alphabet is None:
-        return "ACGT", None
-    if not isinstance(alphabet, str):
-        raise InputTypeError(f"alphabet must be a str such as 'AGCT', got {type(alphabet).__name__}.")
-    order = alphabet.upper()
-    canonical = "ACGU" if "U" in order else "ACGT"
-    if sorted(order) != sorted(canonical):
-        raise InputError(f"alphabet == {alphabet!r} is not an ordering of A, C, G, T (or A, C, G, U), e.g. 'AGCT'.")
-    return canonical, None if order == canonical else order
 
 
 def _graph_output(graph: onnx.GraphProto, wanted: str | None, name: str) -> str:
@@ -387,23 +380,6 @@ def _reduction(shape: Sequence[int], output: OutputReduction | str | None, layou
     return output, shape
 
 
-def _names(output_names: Sequence[str] | None, labels: str | os.PathLike | None, count: int, name: str
-           ) -> tuple[str, ...]:
-    if output_names is not None and labels is not None:
-        raise InputError("give output_names= or labels=, not both.")
-    if labels is not None:
-        path = Path(labels)
-        if not path.is_file():
-            raise MissingFileError(f"labels file {path} does not exist.")
-        output_names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        source = f"labels file {path.name}"
-    else:
-        source = "output_names"
-    if output_names is None:
-        return tuple(f"out{i}" for i in range(count))
-    if not isinstance(output_names, Sequence):
-        raise InputTypeError(f"output_names must be a list of str, got {type(output_names).__name__}.")
-    if isinstance(output_names, str) or len(output_names) != count or len(set(output_names)) != len(output_names):
-        raise InputError(f"{source} has {len(output_names) if not isinstance(output_names, str) else 1} names "
-                         f"(must be distinct); {name} has {count} outputs.")
-    return tuple(str(n) for n in output_names)
+def _output_names(output_names: Any, labels: Any, count: int, name: str) -> tuple[str, ...]:
+    given = read_output_names(output_names, labels)
+    return tuple(f"out{i}" for i in range(count)) if given is None else check_output_names(given, count, name)

@@ -20,7 +20,7 @@ from interpkit import Capability, InputSpec, LayerInfo, LayerProbe, Predictor
 from interpkit.adapt import OutputReduction, auto_batch_size, from_model_layout, to_model_layout
 from interpkit.errors import CapabilityError, InputError
 from interpkit.probe import receptive_fields, resolve_layer
-from interpkit.validation import check_one_hot, check_scalar
+from interpkit.validation import check_index, check_one_hot, check_scalar
 
 from .graph import data_tensors, extract, node_names
 from .layers import Axes, LayerGraph, build_layers, to_ncl_order
@@ -276,13 +276,6 @@ class OnnxModel(Predictor, LayerProbe):
                                            alphabet=self._spec.alphabet))
         return np.concatenate(grads)
 
-    def _check_index(self, value: Any, name: str, size: int | None) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0 or \
-                (size is not None and value >= size):
-            top = f"[0, {size - 1}]" if size is not None else ">= 0"
-            raise InputError(f"{name} == {value!r}, must be an int in {top}.")
-        return int(value)
-
     def gradient(self, X: np.ndarray, target: int, *, batch_size: int | None = None) -> np.ndarray:
         """d y[:, target] / d X (N, 4, L) float32, through the torch translation of the graph.
 
@@ -295,7 +288,7 @@ class OnnxModel(Predictor, LayerProbe):
             For invalid X or a target outside [0, T - 1].
         """
         _ = self.torch_module
-        target = self._check_index(target, "target", len(self._names))
+        target = check_index(target, "target", len(self._names), labels=self._names)
         return self._grad(self._check(X), self._output, lambda y: self._to_nt(y)[:, target], batch_size)
 
     # -- LayerProbe ------------------------------------------------------------------
@@ -396,7 +389,7 @@ class OnnxModel(Predictor, LayerProbe):
         if geom.is_global:
             raise InputError(f"layer {info.name!r} ({info.kind}) sees the whole input; single neurons exist only "
                              "for layers with a receptive-field window (convolutions, pools and layers above them).")
-        channel = self._check_index(channel, "channel", info.channels)
+        channel = check_index(channel, "channel", info.channels)
         W = check_one_hot(W, "W", length=geom.receptive_field)
         position = max(0, -(geom.start // geom.jump))  # first output position whose window starts at >= 0
         begin = geom.start + position * geom.jump

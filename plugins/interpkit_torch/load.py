@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from interpkit._io import file_digest
-from interpkit.adapt import OutputReduction, alphabet_permutation
+from interpkit.adapt import OutputReduction, read_output_names, resolve_alphabet
 from interpkit.errors import InputError, InputTypeError, MissingFileError
 from interpkit.predictor import LAYOUTS
 from interpkit.validation import check_choice, check_scalar
@@ -167,32 +167,6 @@ def _device(device: Any) -> torch.device:
     return dev
 
 
-def _alphabets(alphabet: Any) -> tuple[str, str | None]:
-    """(canonical alphabet, model channel order or None) from the ``alphabet`` option."""
-    if alphabet is None:
-        return "ACGT", None
-    if not isinstance(alphabet, str):
-        raise InputTypeError(f"alphabet must be a str such as 'AGCT', got {type(alphabet).__name__}.")
-    order = alphabet.upper()
-    canonical = "ACGU" if "U" in order else "ACGT"
-    alphabet_permutation(order, canonical)
-    return canonical, (None if order == canonical else order)
-
-
-def _names(output_names: Any, labels: Any) -> tuple[str, ...] | None:
-    if output_names is not None and labels is not None:
-        raise InputError("give output_names= or labels= (--labels), not both.")
-    if labels is not None:
-        path = _existing(labels)
-        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        if not names:
-            raise InputError(f"labels file {path} holds no names; write one output name per line.")
-        return tuple(names)
-    if output_names is None:
-        return None
-    if isinstance(output_names, str) or not isinstance(output_names, Sequence):
-        raise InputTypeError(f"output_names must be a sequence of str, got {type(output_names).__name__}.")
-    return tuple(output_names)
 
 
 def _output(output: Any) -> OutputReduction | None:
@@ -310,7 +284,7 @@ def load(
                       else "pickled nn.Module (trust=True)", "sha256": file_digest(path)}
     else:
         raise InputTypeError(f"the torch backend loads an nn.Module or a model file, not {type(source).__name__}.")
-    canonical, model_alphabet = _alphabets(alphabet)
+    canonical, model_alphabet = resolve_alphabet(alphabet)
     layout = check_choice(layout, "layout", LAYOUTS) if layout is not None else infer_layout(module, name)
     length_range = None
     if length is not None:
@@ -323,7 +297,7 @@ def load(
         batch_size = check_scalar(batch_size, "batch_size", int, min_val=1)
     model = TorchModel(
         module, name=name, layout=layout, length=length, alphabet=canonical, model_alphabet=model_alphabet,
-        output=_output(output), output_names=_names(output_names, labels),
+        output=_output(output), output_names=read_output_names(output_names, labels),
         extra_inputs=_extra_inputs(module, name, extra_inputs), device=dev, batch_size=batch_size,
         length_range=length_range, checkpoint=checkpoint,
     )

@@ -20,11 +20,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from interpkit.adapt import OutputReduction, auto_batch_size, from_model_layout, to_model_layout
+from interpkit.adapt import (
+    OutputReduction,
+    auto_batch_size,
+    check_output_names,
+    from_model_layout,
+    to_model_layout,
+)
 from interpkit.errors import CapabilityError, InputError, InterpkitError, InterpkitWarning
 from interpkit.predictor import Capability, InputSpec, Predictor
 from interpkit.probe import LayerInfo, LayerProbe, receptive_fields, resolve_layer
-from interpkit.validation import check_one_hot, check_scalar
+from interpkit.validation import check_index, check_one_hot, check_scalar
 from interpkit_torch.layers import Site, describe_site, static_receptive_field, to_ncl
 from interpkit_torch.trace import Stop, first_tensor, is_probeable, run_probed
 
@@ -319,10 +325,7 @@ class TorchModel(Predictor, LayerProbe):
             names = tuple(own) if isinstance(own, (list, tuple)) and len(own) == n_outputs else None
         if names is None:
             return tuple(f"out{i}" for i in range(n_outputs))
-        if len(names) != n_outputs or len(set(names)) != len(names) or not all(isinstance(n, str) for n in names):
-            raise InputError(f"output_names has {len(names)} entries for model {self._name}, which has "
-                             f"{n_outputs} outputs; give {n_outputs} distinct names (one per line in labels=).")
-        return names
+        return check_output_names(names, n_outputs, self._name)
 
     # -- batching ----------------------------------------------------------------------
     def _batches(self, n: int, length: int, batch_size: int | None, factor: int = 1) -> list[slice]:
@@ -361,11 +364,6 @@ class TorchModel(Predictor, LayerProbe):
                 out[sl] = self._reduce(self._run(self._tensor(X[sl]))).float().cpu().numpy()
         return out
 
-    def _check_target(self, target: Any, count: int, what: str = "target") -> int:
-        if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= target < count:
-            raise InputError(f"{what} == {target!r}, must be an int in [0, {count - 1}].")
-        return int(target)
-
     def _input_gradient(self, x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         if not value.requires_grad:
             raise InputError(f"model {self._name}'s output does not depend on its input through autograd "
@@ -389,7 +387,7 @@ class TorchModel(Predictor, LayerProbe):
             For bad input or an out-of-range target.
         """
         X = self._check(X)
-        target = self._check_target(target, len(self.output_names))
+        target = check_index(target, "target", len(self.output_names), labels=self.output_names)
         out = np.empty(X.shape, dtype=np.float32)
         with self._session(grad=True):
             for sl in self._batches(len(X), X.shape[2], batch_size, _GRADIENT_FACTOR):
@@ -513,7 +511,7 @@ class TorchModel(Predictor, LayerProbe):
             raise InputError(f"layer {site.info.name!r} sees the whole input (receptive field 'all'); single neurons "
                              "exist for layers with a local receptive field (convolutions, pools, and what acts "
                              "on them position by position).")
-        channel = self._check_target(channel, site.info.channels, "channel")
+        channel = check_index(channel, "channel", site.info.channels)
         W = check_one_hot(W, "W", length=geom.receptive_field)
         position = -(geom.start // geom.jump)  # ceil(-start / jump): first output whose window starts at >= 0
         offset = geom.start + position * geom.jump
