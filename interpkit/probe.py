@@ -130,6 +130,23 @@ class Geometry:
         """True when each output sees the whole input."""
         return self.receptive_field is None
 
+    def first_inside(self) -> tuple[int, int]:
+        """(position, begin): the first output position whose window has no padding, and where it begins.
+
+        position = max(0, ceil(-start / jump)); begin = start + position * jump >= 0, so the
+        window [begin, begin + receptive_field) lies inside the input when it is long enough.
+        Backends evaluate single neurons there (:meth:`LayerProbe.neuron`).
+
+        Raises
+        ------
+        InputError
+            For a global layer (no window).
+        """
+        if self.is_global:
+            raise InputError("a global layer's outputs see the whole input; there is no window.")
+        position = max(0, -(self.start // self.jump))
+        return position, self.start + position * self.jump
+
     def window(self, position: int) -> tuple[int, int]:
         """Half-open input interval [begin, end) seen by output ``position``.
 

@@ -135,3 +135,14 @@ def test_same_padding_matches_tensorflow_and_onnx():
     assert same_padding(3, 2, 100, lower=True) == 1  # SAME_LOWER puts the odd base on the left
     assert same_padding(5, 1) == 2 and same_padding(4, 1) == 1 and same_padding(4, 1, lower=True) == 2
     assert same_padding(7, 3, 10) == 3  # total (4 - 1) * 3 + 7 - 10 = 6
+
+
+def test_first_inside_window():
+    # start -6, jump 3 (padded conv above a pool): position ceil(6/3) = 2 begins at 0; start -7 -> 3 begins at 2.
+    from interpkit import Geometry
+
+    assert Geometry(21, 3, -6).first_inside() == (2, 0)
+    assert Geometry(21, 3, -7).first_inside() == (3, 2)
+    assert Geometry(9, 3, 0).first_inside() == (0, 0)
+    with pytest.raises(InputError, match="whole input"):
+        Geometry(None, None, None).first_inside()

@@ -345,8 +345,8 @@ class KerasModel(Predictor, LayerProbe):
         top = None if info.channels is None else info.channels - 1
         channel = check_scalar(channel, "channel", int, min_val=0, max_val=top)
         W = check_one_hot(W, "W", length=geom.receptive_field)
-        j = max(0, -(geom.start // geom.jump))  # the first output position whose window has no padding
-        window = slice(geom.start + j * geom.jump, geom.start + j * geom.jump + geom.receptive_field)
+        j, begin = geom.first_inside()
+        window = slice(begin, begin + geom.receptive_field)
         length = self._spec.length or window.stop
         if window.stop > length:
             raise InputError(f"layer {info.name!r}: no output position's window ({geom.receptive_field} bp) lies "

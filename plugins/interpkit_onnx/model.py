@@ -391,8 +391,7 @@ class OnnxModel(Predictor, LayerProbe):
                              "for layers with a receptive-field window (convolutions, pools and layers above them).")
         channel = check_index(channel, "channel", info.channels)
         W = check_one_hot(W, "W", length=geom.receptive_field)
-        position = max(0, -(geom.start // geom.jump))  # first output position whose window starts at >= 0
-        begin = geom.start + position * geom.jump
+        position, begin = geom.first_inside()
         length = self._spec.length or begin + geom.receptive_field
         if begin + geom.receptive_field > length:
             raise InputError(f"no output position of layer {info.name!r} has its whole {geom.receptive_field} bp "

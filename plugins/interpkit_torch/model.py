@@ -513,8 +513,7 @@ class TorchModel(Predictor, LayerProbe):
                              "on them position by position).")
         channel = check_index(channel, "channel", site.info.channels)
         W = check_one_hot(W, "W", length=geom.receptive_field)
-        position = -(geom.start // geom.jump)  # ceil(-start / jump): first output whose window starts at >= 0
-        offset = geom.start + position * geom.jump
+        position, offset = geom.first_inside()
         length = self._length or offset + geom.receptive_field
         if offset + geom.receptive_field > length:
             raise InputError(f"layer {site.info.name!r}'s receptive field ({geom.receptive_field} bp at offset "
