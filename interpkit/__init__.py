@@ -22,11 +22,11 @@ from interpkit.errors import (
 )
 from interpkit.meme import read_meme, write_meme
 from interpkit.motifs import Motif
-from interpkit.params import BATCH_SIZE, RANDOM_STATE, TARGET, VERBOSE, Param
+from interpkit.params import BATCH_SIZE, RANDOM_STATE, TARGET, TARGETS, VERBOSE, Param, resolve_targets
 from interpkit.plugins import get_plugin_manager, get_registry, hookimpl
 from interpkit.predictor import LAYOUTS, Capability, InputSpec, Predictor, capabilities_of
 from interpkit.probe import Geometry, LayerInfo, LayerProbe, layer_table, receptive_fields
-from interpkit.results import Result
+from interpkit.results import AttributionResult, Result
 from interpkit.sequences import (
     dinucleotide_shuffle,
     one_hot_decode,
@@ -51,10 +51,10 @@ __all__ = [  # noqa: RUF022 - grouped by role, not sorted
     "one_hot_encode", "one_hot_decode", "reverse_complement", "read_fasta", "read_sequences", "read_bed_windows",
     "shuffle", "dinucleotide_shuffle", "Motif", "read_meme", "write_meme",
     # results
-    "Result", "Table",
+    "Result", "AttributionResult", "Table",
     # plugins
     "hookimpl", "get_plugin_manager", "get_registry", "MethodSpec", "BackendSpec", "ModelSpec",
-    "Param", "BATCH_SIZE", "TARGET", "RANDOM_STATE", "VERBOSE",
+    "Param", "BATCH_SIZE", "TARGET", "TARGETS", "RANDOM_STATE", "VERBOSE", "resolve_targets",
     # errors
     "InterpkitError", "InputError", "InputTypeError", "MissingFileError", "CapabilityError", "PluginError",
     "InterpkitWarning",

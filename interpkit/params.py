@@ -93,6 +93,8 @@ class Param:
 
 BATCH_SIZE = Param("batch_size", int, None, "Sequences per forward pass; unset lets the backend choose.", min=1)
 TARGET = Param("target", int, None, "Output column index (0-based); unset means every output.", min=0)
+TARGETS = Param("target", str, None, "Outputs to explain: indices or names, comma-separated (e.g. '0,2' or "
+                 "'MAX,JUND'); unset means every output.")
 RANDOM_STATE = Param("random_state", int, 0, "Seed for every random draw; the same seed gives the same result.", min=0)
 VERBOSE = Param("verbose", bool, False, "Show progress bars on long work.")
 
@@ -118,3 +120,46 @@ def bind_params(method: str, params: Sequence[Param], options: Mapping[str, Any]
             known = ", ".join(by_name) or "none"
             raise InputError(f"method {method!r} has no option {key!r}.{hint} Its options: {known}.")
     return {name: p.validate(options.get(name, p.default)) for name, p in by_name.items()}
+
+
+def resolve_targets(target: Any, output_names: Sequence[str]) -> tuple[int, ...]:
+    """Turn a ``target`` option into output indices.
+
+    Parameters
+    ----------
+    target : None, int, str or sequence of int/str
+        None for every output; an index; an output name; or several, as a sequence or a
+        comma-separated string ("0,2", "MAX,JUND").
+    output_names : sequence of str
+        The model's output names, in column order.
+
+    Returns
+    -------
+    tuple of int
+        Distinct indices, in the order given.
+
+    Raises
+    ------
+    InputError
+        For an index out of range or an unknown name (close names suggested).
+    """
+    names = list(output_names)
+    if target is None:
+        return tuple(range(len(names)))
+    items = target.split(",") if isinstance(target, str) else [target] if isinstance(target, int) else list(target)
+    out: list[int] = []
+    for item in items:
+        item = item.strip() if isinstance(item, str) else item
+        if isinstance(item, str) and item in names:
+            index = names.index(item)
+        elif isinstance(item, str) and item.lstrip("-").isdigit() or isinstance(item, int) and not isinstance(item, bool):
+            index = int(item)
+            if not 0 <= index < len(names):
+                raise InputError(f"target {index} is out of range; the model has {len(names)} outputs (0-based).")
+        else:
+            close = difflib.get_close_matches(str(item), names, n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise InputError(f"target {item!r} is neither an output index nor an output name.{hint}")
+        if index not in out:
+            out.append(index)
+    return tuple(out)

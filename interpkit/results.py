@@ -24,7 +24,7 @@ from interpkit.tables import Table
 if TYPE_CHECKING:
     from interpkit.motifs import Motif
 
-__all__ = ["Result"]
+__all__ = ["AttributionResult", "Result"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -171,3 +171,57 @@ class Result:
             parts.append(f"<h3>{esc(name)}</h3><table class='sortable'><tr>{head}</tr>{body}</table>{more}")
         parts.append("</section>")
         return "".join(parts)
+
+
+@dataclass(frozen=True)
+class AttributionResult(Result):
+    """Per-base attributions (ISM, saliency, DeepLIFT, ...), in the layout tfmodisco-lite reads.
+
+    Arrays (each method may add more, e.g. ISM's raw deltas):
+
+    - ``one_hot``: ndarray of shape (N, 4, L), float32, the sequences explained;
+    - ``attributions``: ndarray of shape (N, K, 4, L), float32, for the K explained outputs
+      (``targets``), non-zero only at the observed base (the usual "projected" scores);
+    - ``hypothetical``: ndarray of shape (N, K, 4, L), float32, the contribution each base
+      would make at each position (Shrikumar et al. 2018, TF-MoDISco's hypothetical scores).
+
+    Units are those of the model's outputs (e.g. logits) per base. ``targets`` are the output
+    indices explained, in order.
+    """
+
+    targets: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("one_hot", "attributions", "hypothetical"):
+            if name not in self.arrays:
+                raise InputError(f"AttributionResult {self.method!r} lacks array {name!r}.")
+        n, _, length = self.arrays["one_hot"].shape
+        for name in ("attributions", "hypothetical"):
+            if self.arrays[name].shape != (n, len(self.targets), 4, length):
+                raise InputError(f"AttributionResult {self.method!r}: {name} has shape {self.arrays[name].shape}, "
+                                 f"expected {(n, len(self.targets), 4, length)}.")
+        object.__setattr__(self, "targets", tuple(int(t) for t in self.targets))
+
+    def write(self, out_dir: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
+        """Write as :meth:`Result.write`, plus tfmodisco-lite inputs.
+
+        ``<method>_ohe.npz`` (one-hot, key ``arr_0``, (N, 4, L)) and, per explained output,
+        ``<method>_hyp_<index>.npz`` (hypothetical scores, key ``arr_0``), so that
+        ``modisco motifs -s <method>_ohe.npz -a <method>_hyp_<index>.npz`` runs on them.
+        """
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        extra = {f"{self.method}_ohe.npz": self.arrays["one_hot"]}
+        for k, target in enumerate(self.targets):
+            extra[f"{self.method}_hyp_{target}.npz"] = self.arrays["hypothetical"][:, k]
+        clash = [name for name in extra if (out / name).exists()]
+        if clash and not overwrite:
+            raise InputError(f"{out} already holds {', '.join(clash)}; choose another directory or pass "
+                             "overwrite=True (--force).")
+        files = super().write(out, overwrite=overwrite)
+        for name, array in extra.items():
+            with atomic_write(out / name, mode="wb", overwrite=overwrite) as handle:
+                np.savez_compressed(handle, arr_0=np.ascontiguousarray(array, dtype=np.float32))
+            files.insert(-1, out / name)
+        return files

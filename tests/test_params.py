@@ -27,3 +27,16 @@ def test_params_raises():
         Param("x", list, None, "h")
     with pytest.raises(InputError):
         Param("not a name", int, 1, "h")
+
+
+def test_resolve_targets():
+    from interpkit import resolve_targets
+
+    names = ["MAX", "FOXA1", "JUND"]
+    assert resolve_targets(None, names) == (0, 1, 2)
+    assert resolve_targets("2,MAX", names) == (2, 0) and resolve_targets(1, names) == (1,)
+    assert resolve_targets(["JUND", 2], names) == (2,)
+    with pytest.raises(InputError, match="out of range"):
+        resolve_targets("3", names)
+    with pytest.raises(InputError, match="Did you mean 'FOXA1'"):
+        resolve_targets("FOXA", names)

@@ -65,3 +65,21 @@ def test_result_write_checks_every_file_first(tmp_path):
     assert not (out / "m.npz").exists()  # nothing was written by the refused call
     with pytest.raises(MissingFileError):
         Table.read_tsv(tmp_path / "absent.tsv")
+
+
+def test_attribution_result_writes_tfmodisco_inputs(tmp_path):
+    import numpy as np
+
+    from interpkit import AttributionResult
+
+    rng = np.random.default_rng(0)
+    one_hot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (3, 10))].transpose(0, 2, 1)
+    hyp = rng.normal(size=(3, 2, 4, 10)).astype(np.float32)
+    result = AttributionResult("ism", arrays={"one_hot": one_hot, "attributions": hyp * one_hot[:, None],
+                                              "hypothetical": hyp}, targets=(0, 2))
+    names = [p.name for p in result.write(tmp_path)]
+    assert names[-1] == "ism.json" and "ism_ohe.npz" in names and "ism_hyp_2.npz" in names
+    np.testing.assert_array_equal(np.load(tmp_path / "ism_ohe.npz")["arr_0"], one_hot)  # tfmodisco-lite reads arr_0
+    np.testing.assert_array_equal(np.load(tmp_path / "ism_hyp_2.npz")["arr_0"], hyp[:, 1])
+    with pytest.raises(InputError, match="expected"):
+        AttributionResult("x", arrays={"one_hot": one_hot, "attributions": hyp, "hypothetical": hyp}, targets=(0,))

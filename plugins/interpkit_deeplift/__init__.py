@@ -1,0 +1,1 @@
+"""Bundled plugin interpkit_deeplift (work in progress: registers nothing yet)."""

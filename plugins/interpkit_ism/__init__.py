@@ -1,0 +1,1 @@
+"""Bundled plugin interpkit_ism (work in progress: registers nothing yet)."""

@@ -1,0 +1,1 @@
+"""Bundled plugin interpkit_saliency (work in progress: registers nothing yet)."""
