@@ -39,6 +39,10 @@ class Param:
         Allowed values for a str option. Default is None.
     min, max : float or None
         Inclusive bounds for numbers. Default is None.
+    accepts : tuple of type
+        Extra types Python callers may pass, handed to the method unchanged (the CLI
+        always gives ``type``); e.g. ``target`` takes an int or a list besides "0,2".
+        Default is ().
     """
 
     name: str
@@ -48,6 +52,7 @@ class Param:
     choices: tuple[str, ...] | None = None
     min: float | None = None
     max: float | None = None
+    accepts: tuple[type, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -74,6 +79,8 @@ class Param:
         """
         if value is None:
             return None
+        if self.accepts and isinstance(value, self.accepts) and not isinstance(value, bool):
+            return value
         if isinstance(value, np.generic):
             value = value.item()  # np.int64 from an array is an int here
         if self.type is float and isinstance(value, float) and not math.isfinite(value):
@@ -94,7 +101,7 @@ class Param:
 BATCH_SIZE = Param("batch_size", int, None, "Sequences per forward pass; unset lets the backend choose.", min=1)
 TARGET = Param("target", int, None, "Output column index (0-based); unset means every output.", min=0)
 TARGETS = Param("target", str, None, "Outputs to explain: indices or names, comma-separated (e.g. '0,2' or "
-                 "'MAX,JUND'); unset means every output.")
+                 "'MAX,JUND'); unset means every output.", accepts=(int, np.integer, list, tuple))
 RANDOM_STATE = Param("random_state", int, 0, "Seed for every random draw; the same seed gives the same result.", min=0)
 VERBOSE = Param("verbose", bool, False, "Show progress bars on long work.")
 

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 __all__ = ["batch_slices"]
 
 
-def batch_slices(n: int, batch_size: int, *, verbose: bool = False, desc: str = "") -> Iterator[slice]:
+def batch_slices(n: int, batch_size: int, *, verbose: bool = False, desc: str = "", unit: str = "seq"
+                 ) -> Iterator[slice]:
     """Yield ``slice(i, i + batch_size)`` over ``range(n)``, with a progress bar when verbose.
 
     Parameters
@@ -20,6 +21,8 @@ def batch_slices(n: int, batch_size: int, *, verbose: bool = False, desc: str = 
         Show a tqdm bar on stderr counting items. Default is False.
     desc : str
         Bar label. Default is "".
+    unit : str
+        What is counted (e.g. "seq", "variant"). Default is "seq".
 
     Raises
     ------
@@ -33,7 +36,7 @@ def batch_slices(n: int, batch_size: int, *, verbose: bool = False, desc: str = 
     if verbose:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n, desc=desc, unit="seq", leave=False)
+        bar = tqdm(total=n, desc=desc, unit=unit, leave=False)
     try:
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)

@@ -40,3 +40,12 @@ def test_resolve_targets():
         resolve_targets("3", names)
     with pytest.raises(InputError, match="Did you mean 'FOXA1'"):
         resolve_targets("FOXA", names)
+
+
+def test_targets_param_accepts_python_ints_and_lists():
+    from interpkit import TARGETS
+
+    assert bind_params("m", (TARGETS,), {"target": 0}) == {"target": 0}
+    assert bind_params("m", (TARGETS,), {"target": [0, "JUND"]}) == {"target": [0, "JUND"]}
+    with pytest.raises(InputTypeError, match="target must be str"):
+        bind_params("m", (TARGETS,), {"target": True})

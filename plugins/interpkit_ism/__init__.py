@@ -1,1 +1,30 @@
-"""Bundled plugin interpkit_ism (work in progress: registers nothing yet)."""
+"""Bundled plugin: the ``ism`` method (in silico saturation mutagenesis)."""
+
+from __future__ import annotations
+
+from interpkit import TARGETS, VERBOSE, Capability, MethodSpec, Param, hookimpl
+
+__all__ = ["register_methods"]
+
+
+@hookimpl
+def register_methods() -> list[MethodSpec]:
+    """The ism method."""
+    return [
+        MethodSpec(
+            name="ism",
+            func="interpkit_ism.ism:ism",
+            summary="In silico saturation mutagenesis: the output change for every single-base substitution.",
+            requires=frozenset({Capability.PREDICT}),
+            params=(
+                TARGETS,
+                Param("start", int, None, "First mutated position, 0-based; unset means 0.", min=0),
+                Param("end", int, None, "Position after the last mutated one (exclusive); unset means the "
+                      "sequence length.", min=1),
+                Param("batch_size", int, None, "Variants per forward pass; unset lets the backend choose.", min=1),
+                VERBOSE,
+            ),
+            source="Alipanahi et al. (2015) Nat. Biotechnol. 33:831; Zhou & Troyanskaya (2015) Nat. Methods "
+                   "12:931; mean-centred projection as tangermeme's saturation_mutagenesis.",
+        )
+    ]

@@ -1,1 +1,28 @@
-"""Bundled plugin interpkit_saliency (work in progress: registers nothing yet)."""
+"""Bundled plugin: the ``saliency`` method (input gradients and gradient x input)."""
+
+from __future__ import annotations
+
+from interpkit import BATCH_SIZE, TARGETS, Capability, MethodSpec, Param, hookimpl
+
+__all__ = ["register_methods"]
+
+
+@hookimpl
+def register_methods() -> list[MethodSpec]:
+    """The saliency method (its ``attributions`` are gradient x input for one-hot input)."""
+    return [
+        MethodSpec(
+            name="saliency",
+            func="interpkit_saliency.saliency:saliency",
+            summary="Input gradients as hypothetical contributions; attributions = gradient x input.",
+            requires=frozenset({Capability.PREDICT, Capability.GRADIENT}),
+            params=(
+                TARGETS,
+                Param("correction", bool, False, "Subtract the mean over the 4 bases from the gradient at each "
+                      "position (Majdandzic et al. 2023)."),
+                BATCH_SIZE,
+            ),
+            source="Simonyan et al. (2014) ICLR workshop; Shrikumar et al. (2016) arXiv:1605.01713 "
+                   "(gradient x input); Majdandzic et al. (2023) Genome Biol. 24:109 (correction).",
+        )
+    ]
