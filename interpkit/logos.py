@@ -20,7 +20,7 @@ from interpkit.errors import InputError
 from interpkit.motifs import ALPHABETS, Motif, check_background, information_content
 from interpkit.validation import check_choice, check_matrix, check_scalar
 
-__all__ = ["KINDS", "logo_heights", "plot_logo", "save_logo"]
+__all__ = ["KINDS", "logo_heights", "logo_png", "plot_logo", "save_logo"]
 
 KINDS = ("information", "probability", "weight")
 _YLABEL = {"information": "bits", "probability": "probability", "weight": "weight"}
@@ -171,6 +171,37 @@ def save_logo(
         ax.figure.savefig(handle, format=fmt[1:], dpi=150, bbox_inches="tight")
     ax.figure.clear()  # the figure was never registered with pyplot; clearing frees its artists now
     return path
+
+
+def logo_png(matrix: Any, *, kind: str = "information", title: str | None = None, dpi: int = 100) -> bytes:
+    """A logo as PNG bytes (for embedding in an HTML report); arguments as :func:`plot_logo`.
+
+    Parameters
+    ----------
+    matrix : Motif or array-like of shape (4, w)
+    kind : {"information", "probability", "weight"}
+        Default is "information"; attributions use "weight".
+    title : str or None
+        Default is None.
+    dpi : int
+        Resolution. Default is 100.
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    InputError
+        As :func:`plot_logo`.
+    """
+    import io
+
+    ax = plot_logo(matrix, kind=kind, title=title)
+    buffer = io.BytesIO()
+    ax.figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    ax.figure.clear()
+    return buffer.getvalue()
 
 
 def _unpack(matrix: Any, alphabet: str | None) -> tuple[Any, str]:

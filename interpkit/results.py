@@ -225,3 +225,34 @@ class AttributionResult(Result):
                 np.savez_compressed(handle, arr_0=np.ascontiguousarray(array, dtype=np.float32))
             files.insert(-1, out / name)
         return files
+
+    def top_windows(self, k: int, *, n: int = 3, width: int = 40) -> list[tuple[int, int]]:
+        """The ``n`` sequences with the largest total |attribution| for explained output number ``k``,
+        each with the start of its ``width``-bp window of largest |attribution|: [(sequence, start)].
+        """
+        scores = np.abs(self.arrays["attributions"][:, k]).sum(axis=1)  # (N, L)
+        width = min(width, scores.shape[1])
+        windows = np.lib.stride_tricks.sliding_window_view(scores, width, axis=1).sum(axis=2)  # (N, L - w + 1)
+        order = np.argsort(-scores.sum(axis=1), kind="stable")[:n]
+        return [(int(i), int(windows[i].argmax())) for i in order]
+
+    def report_section(self, *, max_rows: int = 50) -> str:
+        """The base section plus, per explained output, logos of the attributions of the top sequences
+        (the 40-bp window of largest |attribution| of the 3 sequences with the most), as inline PNG."""
+        import base64
+
+        from interpkit.logos import logo_png
+
+        esc = html.escape
+        names = list(self.provenance.get("output_names") or [])
+        parts = [super().report_section(max_rows=max_rows).removesuffix("</section>")]
+        for k, target in enumerate(self.targets):
+            label = names[target] if target < len(names) else f"output {target}"
+            parts.append(f"<h3>Top sequences for {esc(label)}</h3>")
+            for i, start in self.top_windows(k):
+                window = self.arrays["attributions"][i, k][:, start:start + 40]
+                name = self.sequence_names[i] if i < len(self.sequence_names) else f"seq{i}"
+                png = base64.b64encode(logo_png(window, kind="weight", title=f"{name} {start}-{start + 40}"))
+                parts.append(f"<img alt='{esc(name)}' src='data:image/png;base64,{png.decode()}'>")
+        parts.append("</section>")
+        return "".join(parts)

@@ -83,3 +83,20 @@ def test_attribution_result_writes_tfmodisco_inputs(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "ism_hyp_2.npz")["arr_0"], hyp[:, 1])
     with pytest.raises(InputError, match="expected"):
         AttributionResult("x", arrays={"one_hot": one_hot, "attributions": hyp, "hypothetical": hyp}, targets=(0,))
+
+
+def test_attribution_report_shows_logos_of_the_top_windows():
+    import numpy as np
+
+    from interpkit import AttributionResult
+
+    one_hot = np.zeros((3, 4, 60), dtype=np.float32)
+    one_hot[:, 0] = 1
+    hyp = np.zeros((3, 1, 4, 60), dtype=np.float32)
+    hyp[1, 0, 0, 30:35] = 5.0  # sequence 1 holds the only signal, at 30-34
+    result = AttributionResult("ism", arrays={"one_hot": one_hot, "attributions": hyp * one_hot[:, None],
+                                              "hypothetical": hyp}, targets=(0,), sequence_names=("a", "b", "c"))
+    i, start = result.top_windows(0)[0]
+    assert i == 1 and start <= 30 and start + 40 >= 35
+    html_text = result.report_section()
+    assert html_text.count("data:image/png;base64,") == 3 and "alt='b'" in html_text
