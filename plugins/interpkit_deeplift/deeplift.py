@@ -265,23 +265,6 @@ def _with_params(result: AttributionResult, params: dict) -> AttributionResult:
     return dataclasses.replace(result, params={**params, **result.params})
 
 
-def _reduce_fn(model: Any) -> Any:
-    reduction = model.output_reduction
-
-    def reduce(y: Any) -> Any:
-        import torch
-
-        if not isinstance(y, torch.Tensor):
-            raise InputError(f"model {model.name} returned {type(y).__name__}, not one tensor.")
-        if y.ndim == 1:
-            return y[:, None]
-        if y.ndim == 4 and 1 in y.shape[2:]:
-            y = y.squeeze(3 if y.shape[3] == 1 else 2)
-        return y if y.ndim == 2 else reduction.apply(y)
-
-    return reduce
-
-
 def _deeplift(model: Any, X: np.ndarray, refs_of: Any, n_refs: int, targets: tuple[int, ...],
               batch_size: int | None, warning_threshold: float, verbose: bool) -> AttributionResult:
     import torch
@@ -295,12 +278,12 @@ def _deeplift(model: Any, X: np.ndarray, refs_of: Any, n_refs: int, targets: tup
     dtype = floats[0] if floats else torch.float32
 
     def extra(rows: int) -> dict:
-        return model._extra_kwargs(rows) if spec.extra_inputs else {}
+        return model.extra_kwargs(rows) if spec.extra_inputs else {}
 
     def to_model(A: np.ndarray) -> np.ndarray:
         return to_model_layout(A, spec.layout, model_alphabet=spec.model_alphabet, alphabet=spec.alphabet)
 
-    engine = TorchDeepLift(module, device=model.device, dtype=dtype, reduce=_reduce_fn(model), extra=extra)
+    engine = TorchDeepLift(module, device=model.device, dtype=dtype, reduce=model.reduce_output, extra=extra)
     inspection = engine.inspect(to_model(X[:3]))
     if inspection.batch_changers:
         raise CapabilityError(

@@ -196,13 +196,14 @@ class TorchModel(Predictor, LayerProbe):
         x = to_model_layout(X, self._layout, model_alphabet=self._model_alphabet, alphabet=self._alphabet)
         return torch.from_numpy(x).to(device=self._device, dtype=self._dtype)
 
-    def _extra_kwargs(self, n: int) -> dict[str, torch.Tensor]:
+    def extra_kwargs(self, n: int) -> dict[str, torch.Tensor]:
+        """The fixed extra inputs as keyword tensors for a batch of ``n`` (for methods calling ``module``)."""
         return {k: torch.as_tensor(v, device=self._device, dtype=self._dtype).expand(n, *v.shape)
                 for k, v in self._extra.items()}
 
     def _run(self, x: torch.Tensor, **callbacks: Any) -> Any:
         """The module's raw output; framework failures become an InputError naming the length."""
-        kwargs = self._extra_kwargs(len(x))
+        kwargs = self.extra_kwargs(len(x))
         try:
             if callbacks:
                 return run_probed(self._module, x, kwargs, **callbacks)
@@ -237,8 +238,16 @@ class TorchModel(Predictor, LayerProbe):
             raise InputError(f"model {name} returned shape {tuple(y.shape)}; expected (N, T) or (N, C, P).")
         return y
 
-    def _reduce(self, y: Any) -> torch.Tensor:
-        """(N, T) from the raw output, by :attr:`output_reduction` in torch ops (gradients flow through it)."""
+    def reduce_output(self, y: Any) -> torch.Tensor:
+        """(N, T) from the module's raw output, by :attr:`output_reduction` in torch ops (gradients flow).
+
+        For methods that call :attr:`module` themselves (e.g. DeepLIFT through Captum).
+
+        Raises
+        ------
+        InputError
+            If the output is not one tensor of shape (N,), (N, T) or (N, C, P).
+        """
         y = self._as_3d(y, self._name)
         return y if y.ndim == 2 else self._output.apply(y)
 
@@ -361,7 +370,7 @@ class TorchModel(Predictor, LayerProbe):
         out = np.empty((len(X), len(self.output_names)), dtype=np.float32)
         with self._session():
             for sl in self._batches(len(X), X.shape[2], batch_size):
-                out[sl] = self._reduce(self._run(self._tensor(X[sl]))).float().cpu().numpy()
+                out[sl] = self.reduce_output(self._run(self._tensor(X[sl]))).float().cpu().numpy()
         return out
 
     def _input_gradient(self, x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -392,7 +401,7 @@ class TorchModel(Predictor, LayerProbe):
         with self._session(grad=True):
             for sl in self._batches(len(X), X.shape[2], batch_size, _GRADIENT_FACTOR):
                 x = self._tensor(X[sl]).requires_grad_(True)
-                value = self._reduce(self._run(x))[:, target]
+                value = self.reduce_output(self._run(x))[:, target]
                 out[sl] = self._canonical(self._input_gradient(x, value))
         return out
 
