@@ -13,6 +13,9 @@ from interpkit.validation import check_one_hot, check_scalar
 
 __all__ = ["ism"]
 
+#: Private switch for tests and benchmarks: True forces the naive path even where the fast one applies.
+_FORCE_NAIVE = False
+
 #: Bytes of one-hot input per chunk of variants built at once (float32),
 #: 16 MiB: 1,024 variants of 1 kb; the model then runs the chunk in batches of ``batch_size``.
 _CHUNK_BYTES = 1 << 24
@@ -33,6 +36,45 @@ def _edits(x: np.ndarray, start: int, end: int) -> tuple[np.ndarray, np.ndarray]
     keep = window == 0  # every base but the observed one; all four at an all-zero (N) column
     positions, bases = np.nonzero(keep)
     return bases, positions + start
+
+
+def _fast_plan(model: Predictor) -> Any:
+    """The receptive-field plan of a qualifying PyTorch model (see :mod:`interpkit_ism.fast`), else None."""
+    if getattr(model, "backend_name", None) != "torch":
+        return None
+    from interpkit_ism.fast import plan
+
+    return plan(model)
+
+
+def _naive_deltas(model: Predictor, X: np.ndarray, cols: list, start: int, end: int, batch_size: int | None,
+                  verbose: bool, y0: np.ndarray) -> np.ndarray:
+    """(N, K, 4, L) deltas with every variant run in full through ``model.predict``."""
+    n, _, length = X.shape
+    n_edits = 3 * (end - start) + (X[:, :, start:end].sum(axis=1) == 0).sum(axis=1)  # per sequence
+    offsets = np.concatenate([[0], np.cumsum(n_edits)])
+    chunk = max(batch_size or 1, _CHUNK_BYTES // (16 * length))
+    deltas = np.zeros((n, len(cols), 4, length), dtype=np.float32)  # differences taken in float64
+    for sl in batch_slices(int(offsets[-1]), chunk, verbose=verbose, desc="ism variants"):
+        seq_idx, bases, positions = [], [], []
+        first = int(np.searchsorted(offsets, sl.start, side="right")) - 1
+        for i in range(first, n):
+            lo, hi = max(sl.start, offsets[i]), min(sl.stop, offsets[i + 1])
+            if lo >= hi:
+                break
+            b, p = _edits(X[i], start, end)
+            b, p = b[lo - offsets[i]: hi - offsets[i]], p[lo - offsets[i]: hi - offsets[i]]
+            seq_idx.append(np.full(len(b), i))
+            bases.append(b)
+            positions.append(p)
+        seq, b, p = np.concatenate(seq_idx), np.concatenate(bases), np.concatenate(positions)
+        rows = np.arange(len(seq))
+        variants = X[seq]
+        variants[rows, :, p] = 0
+        variants[rows, b, p] = 1
+        y = model.predict(variants, batch_size=batch_size)[:, cols]
+        deltas[seq, :, b, p] = y - y0[seq]
+    return deltas
 
 
 def ism(
@@ -111,42 +153,29 @@ def ism(
     ``_attribution_score``), which our ``hypothetical`` equals for a single target. Unlike
     tangermeme, several targets are kept apart (not averaged) and arrays cover the whole
     sequence (zero outside the window). The cost is 3 (end - start) forward passes per
-    sequence; the receptive-field reuse of fastISM (Nair et al. 2022, Bioinformatics 38:2397)
-    is not implemented here.
+    sequence. On a PyTorch ``nn.Sequential`` CNN (local layers without padding, then a
+    global head) only the receptive-field cone of each edit is recomputed, from cached
+    reference activations (the layer-wise reuse of fastISM, Nair et al. 2022, Bioinformatics
+    38:2397; see :mod:`interpkit_ism.fast`), with results equal to the naive computation up to
+    float rounding; other models run every variant in full. ``params["ism_path"]`` says which
+    path ran ("fast" or "naive").
     """
     X = check_one_hot(X, "X", length=model.input_spec.length)
     targets = resolve_targets(target, model.output_names)
-    n, _, length = X.shape
+    length = X.shape[2]
     start, end = _window(start, end, length)
     if batch_size is not None:
         check_scalar(batch_size, "batch_size", int, min_val=1)
     cols = list(targets)
 
     y0 = model.predict(X, batch_size=batch_size)[:, cols].astype(np.float64)  # (N, K)
-    n_edits = 3 * (end - start) + (X[:, :, start:end].sum(axis=1) == 0).sum(axis=1)  # per sequence
-    offsets = np.concatenate([[0], np.cumsum(n_edits)])
-    chunk = max(batch_size or 1, _CHUNK_BYTES // (16 * length))
+    fast_plan = None if _FORCE_NAIVE else _fast_plan(model)
+    if fast_plan is not None:
+        from interpkit_ism.fast import fast_deltas
 
-    deltas = np.zeros((n, len(cols), 4, length), dtype=np.float32)  # differences taken in float64
-    for sl in batch_slices(int(offsets[-1]), chunk, verbose=verbose, desc="ism variants"):
-        seq_idx, bases, positions = [], [], []
-        first = int(np.searchsorted(offsets, sl.start, side="right")) - 1
-        for i in range(first, n):
-            lo, hi = max(sl.start, offsets[i]), min(sl.stop, offsets[i + 1])
-            if lo >= hi:
-                break
-            b, p = _edits(X[i], start, end)
-            b, p = b[lo - offsets[i]: hi - offsets[i]], p[lo - offsets[i]: hi - offsets[i]]
-            seq_idx.append(np.full(len(b), i))
-            bases.append(b)
-            positions.append(p)
-        seq, b, p = np.concatenate(seq_idx), np.concatenate(bases), np.concatenate(positions)
-        rows = np.arange(len(seq))
-        variants = X[seq]
-        variants[rows, :, p] = 0
-        variants[rows, b, p] = 1
-        y = model.predict(variants, batch_size=batch_size)[:, cols]
-        deltas[seq, :, b, p] = y - y0[seq]
+        deltas = fast_deltas(model, fast_plan, X, cols, start, end, batch_size, verbose)
+    else:
+        deltas = _naive_deltas(model, X, cols, start, end, batch_size, verbose, y0)
 
     hypothetical = deltas - deltas.mean(axis=2, keepdims=True)
     arrays = {
@@ -157,5 +186,5 @@ def ism(
         "l2": np.sqrt((deltas.astype(np.float64) ** 2).sum(axis=2)).astype(np.float32),
         "reference": y0.astype(np.float32),
     }
-    params = {"start": start, "end": end}
+    params = {"start": start, "end": end, "ism_path": "naive" if fast_plan is None else "fast"}
     return AttributionResult("ism", arrays=arrays, params=params, targets=targets)
