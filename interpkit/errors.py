@@ -18,6 +18,7 @@ __all__ = [
     "InterpkitWarning",
     "MissingFileError",
     "PluginError",
+    "first_line",
 ]
 
 
@@ -47,3 +48,13 @@ class PluginError(InterpkitError):
 
 class InterpkitWarning(UserWarning):
     """Warnings from interpkit; filter them with ``warnings.simplefilter(..., InterpkitWarning)``."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when empty), for one-line user errors.
+
+    Backends quote a framework's own failure this way inside an :class:`InputError` that names
+    the file and the fix, instead of showing the framework's traceback.
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -34,13 +34,22 @@ def test_hook_has_a_test(hook):
     assert f"def test_hook_{hook}(" in sources
 
 
+PLUGIN_MODULES = sorted(
+    (p.parent.name if p.stem == "__init__" else f"{p.parent.name}.{p.stem}")
+    for p in (ROOT / "plugins").glob("interpkit_*/*.py") if p.stem == "__init__" or not p.stem.startswith("_")
+)
+
+
 def _public_objects():
-    for module_name in CORE_MODULES:
-        module = importlib.import_module(f"interpkit.{module_name}")
+    modules = [f"interpkit.{m}" for m in CORE_MODULES] + PLUGIN_MODULES
+    for module_name in modules:
+        module = importlib.import_module(module_name)
         for name in getattr(module, "__all__", []):
             obj = getattr(module, name)
+            if hasattr(obj, "interpkit_impl"):  # hook implementations: the hookspec documents the contract
+                continue
             if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == module.__name__:
-                yield f"interpkit.{module_name}.{name}", obj
+                yield f"{module_name}.{name}", obj
 
 
 @pytest.mark.parametrize("qualname,obj", list(_public_objects()), ids=lambda v: v if isinstance(v, str) else "")

@@ -17,8 +17,7 @@ Definitions that reproduce those numbers (measured with tangermeme 1.6: DeepLIFT
   AUROC pooled over all 40 x 200 positions, only the task's own motif positive (:func:`tal_gata.motif_auroc`).
   Three seeded random draws of 40 gave DeepLIFT 0.885-0.903 / 0.770-0.795 and ISM 0.909-0.945 / 0.797-0.807.
 
-The ISM and DeepLIFT tests of interpkit's own methods skip, with a reason, while those method plugins
-are not registered.
+The ISM and DeepLIFT tests of interpkit's own methods require those plugins to be registered.
 """
 
 from __future__ import annotations
@@ -45,10 +44,12 @@ def _ids(task: int) -> str:
 
 
 def _needs(method: str) -> pytest.MarkDecorator:
-    """Skip (with the reason) while interpkit's ``method`` plugin is not registered; decided at collection,
-    so the expensive module fixtures are not built for a test that will skip."""
-    return pytest.mark.skipif(method not in interpkit.get_registry().methods,
-                              reason=f"interpkit method {method!r} is not registered yet (plugins/interpkit_{method}).")
+    """A test of interpkit's ``method``. The plugin must be registered: a missing or broken plugin fails the
+    test (never a silent skip)."""
+    if method not in interpkit.get_registry().methods:
+        broken = {p.name: p.error for p in interpkit.get_registry().plugins if p.status != "ok"}
+        raise AssertionError(f"interpkit method {method!r} is not registered; plugin errors: {broken}")
+    return pytest.mark.usefixtures()
 
 
 # -- fixtures ----------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from interpkit.errors import InputError
+from interpkit.errors import InputError, first_line
 
 __all__ = [
     "BATCH",
@@ -68,7 +68,7 @@ def read_model(source: Any) -> tuple[onnx.ModelProto, str]:
             else:
                 model = onnx.load(os.fspath(source))
         except Exception as exc:  # noqa: BLE001 - protobuf, IO and onnx errors all mean "unreadable"
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            detail = first_line(exc)
             raise InputError(
                 f"{name} is not a readable ONNX model ({detail}); the file may be truncated or in another "
                 "format: check the download or re-export it (torch.onnx.export)."

@@ -21,13 +21,13 @@ from interpkit.adapt import (
     read_output_names,
     resolve_alphabet,
 )
-from interpkit.errors import InputError, InputTypeError, InterpkitWarning, MissingFileError
+from interpkit.errors import InputError, InputTypeError, InterpkitWarning, MissingFileError, first_line
 from interpkit.predictor import LAYOUTS
 from interpkit.validation import check_choice, check_scalar
 
 from .graph import baked_batch_nodes, dims, extract, free_batch, graph_inputs, read_model
 from .layers import INPUT_AXES
-from .model import PROBE_LENGTHS, OnnxModel, _first_line
+from .model import PROBE_LENGTHS, OnnxModel
 from .session import default_threads, make_session, resolve_device
 from .to_torch import unsupported_ops
 
@@ -149,7 +149,7 @@ def load(
     try:
         session = make_session(extract(model, [out]), device=device, threads=threads, custom_op_libraries=libraries)
     except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
-        raise InputError(f"onnxruntime cannot run {name}: {_first_line(exc)}") from None
+        raise InputError(f"onnxruntime cannot run {name}: {first_line(exc)}") from None
     shape, chunk, probe_length = _probe(session, seq.name, out, spec, values, fixed, chunk, name)
     reduction, shape = _reduction(shape, output, layout, name)
     if reduction is None:
@@ -350,7 +350,7 @@ def _probe(session: Any, input_name: str, out: str, spec: InputSpec, values: Map
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
             error = exc
     hint = "" if spec.length else f" at {' and '.join(map(str, PROBE_LENGTHS))} bp (pass the model's length=)"
-    raise InputError(f"{name} fails on all-N input{hint}: {_first_line(error)}")
+    raise InputError(f"{name} fails on all-N input{hint}: {first_line(error)}")
 
 
 def _reduction(shape: Sequence[int], output: OutputReduction | str | None, layout: str, name: str

@@ -18,7 +18,7 @@ import onnx
 
 from interpkit import Capability, InputSpec, LayerInfo, LayerProbe, Predictor
 from interpkit.adapt import OutputReduction, auto_batch_size, from_model_layout, to_model_layout
-from interpkit.errors import CapabilityError, InputError
+from interpkit.errors import CapabilityError, InputError, first_line
 from interpkit.probe import receptive_fields, resolve_layer
 from interpkit.validation import check_index, check_one_hot, check_scalar
 
@@ -150,7 +150,7 @@ class OnnxModel(Predictor, LayerProbe):
                 self._sessions[tensors] = make_session(extract(self.model_proto, tensors), device=self.device,
                                                        threads=self.threads, custom_op_libraries=self._libraries)
             except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
-                raise InputError(f"onnxruntime cannot run {self._name}: {_first_line(exc)}") from None
+                raise InputError(f"onnxruntime cannot run {self._name}: {first_line(exc)}") from None
             while len(self._sessions) > MAX_SESSIONS:
                 self._sessions.popitem(last=False)
         self._sessions.move_to_end(tensors)
@@ -208,7 +208,7 @@ class OnnxModel(Predictor, LayerProbe):
             except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
                 need = f"; the model needs {self._spec.length} bp" if self._spec.length else \
                     "; the sequences may be too short or of a length the model cannot take"
-                raise InputError(f"{self._name} failed on sequences of {X.shape[2]} bp: {_first_line(exc)}"
+                raise InputError(f"{self._name} failed on sequences of {X.shape[2]} bp: {first_line(exc)}"
                                  f"{need}.") from None
             values[self._input] = feeds[self._input]
             n = sl.stop - sl.start
@@ -448,7 +448,3 @@ class OnnxModel(Predictor, LayerProbe):
         arrays = self._run(tensors, self._check(X), None)
         return {p: self._ncl(a, t) for p, t, a in zip(pools, tensors, arrays)}
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

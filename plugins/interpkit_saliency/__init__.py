@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from interpkit import BATCH_SIZE, TARGETS, Capability, MethodSpec, Param, hookimpl
+from interpkit import BATCH_SIZE, TARGETS, VERBOSE, Capability, MethodSpec, Param, hookimpl
 
 __all__ = ["register_methods"]
 
@@ -21,6 +21,7 @@ def register_methods() -> list[MethodSpec]:
                 Param("correction", bool, False, "Subtract the mean over the 4 bases from the gradient at each "
                       "position (Majdandzic et al. 2023)."),
                 BATCH_SIZE,
+                VERBOSE,
             ),
             source="Simonyan et al. (2014) ICLR workshop; Shrikumar et al. (2016) arXiv:1605.01713 "
                    "(gradient x input); Majdandzic et al. (2023) Genome Biol. 24:109 (correction).",

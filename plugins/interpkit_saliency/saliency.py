@@ -8,6 +8,7 @@ import numpy as np
 
 from interpkit import AttributionResult, Capability, Predictor, capabilities_of, resolve_targets
 from interpkit.errors import CapabilityError
+from interpkit.progress import batch_slices
 from interpkit.validation import check_one_hot, check_scalar
 
 __all__ = ["saliency"]
@@ -20,6 +21,7 @@ def saliency(
     target: Any = None,
     correction: bool = False,
     batch_size: int | None = None,
+    verbose: bool = False,
 ) -> AttributionResult:
     """Saliency map (input gradient) and gradient x input for each explained output.
 
@@ -45,6 +47,8 @@ def saliency(
         one-hot input cannot express. Default is False.
     batch_size : int or None
         Sequences per forward/backward pass. Default is None (the backend's choice).
+    verbose : bool
+        Show a progress bar over the explained outputs. Default is False.
 
     Returns
     -------
@@ -87,7 +91,8 @@ def saliency(
     if batch_size is not None:
         check_scalar(batch_size, "batch_size", int, min_val=1)
 
-    grads = np.stack([model.gradient(X, t, batch_size=batch_size) for t in targets], axis=1)  # (N, K, 4, L)
+    steps = batch_slices(len(targets), 1, verbose=verbose, desc="saliency", unit="output")
+    grads = np.stack([model.gradient(X, targets[sl.start], batch_size=batch_size) for sl in steps], axis=1)
     grads = grads.astype(np.float32, copy=False)
     if correction:
         grads = grads - grads.mean(axis=2, keepdims=True)

@@ -27,7 +27,7 @@ from torch import nn
 
 from interpkit._io import file_digest
 from interpkit.adapt import OutputReduction, read_output_names, resolve_alphabet
-from interpkit.errors import InputError, InputTypeError, MissingFileError
+from interpkit.errors import InputError, InputTypeError, MissingFileError, first_line
 from interpkit.predictor import LAYOUTS
 from interpkit.validation import check_choice, check_scalar
 from interpkit_torch.checkpoint import STATE_DICT_WRAPPERS
@@ -46,10 +46,6 @@ def is_torchscript(path: str | os.PathLike) -> bool:
         names = archive.namelist()
     return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _existing(path: Any) -> Path:
@@ -104,7 +100,7 @@ def read_checkpoint(path: str | os.PathLike, *, trust: bool = False) -> Any:
         with contextlib.suppress(Exception), open(path, "rb") as handle:
             return pickle.load(handle)
     raise InputError(f"model file {path} could not be read as a PyTorch checkpoint ({type(error).__name__}: "
-                     f"{_first_line(error)}); is it a complete torch.save or TorchScript file?") from None
+                     f"{first_line(error)}); is it a complete torch.save or TorchScript file?") from None
 
 
 def _state_dict(obj: Any) -> Mapping[str, torch.Tensor] | None:
@@ -135,7 +131,7 @@ def _read_file(path: Path, *, trust: bool, device: torch.device) -> nn.Module:
                 warnings.simplefilter("ignore", DeprecationWarning)
                 return torch.jit.load(str(path), map_location=device)
         except (RuntimeError, ValueError, OSError) as exc:
-            raise InputError(f"model file {path} could not be read as TorchScript ({_first_line(exc)}); is it "
+            raise InputError(f"model file {path} could not be read as TorchScript ({first_line(exc)}); is it "
                              "complete?") from None
     obj = read_checkpoint(path, trust=trust)
     if isinstance(obj, nn.Module):

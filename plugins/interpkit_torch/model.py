@@ -27,7 +27,7 @@ from interpkit.adapt import (
     from_model_layout,
     to_model_layout,
 )
-from interpkit.errors import CapabilityError, InputError, InterpkitError, InterpkitWarning
+from interpkit.errors import CapabilityError, InputError, InterpkitError, InterpkitWarning, first_line
 from interpkit.predictor import Capability, InputSpec, Predictor
 from interpkit.probe import LayerInfo, LayerProbe, receptive_fields, resolve_layer
 from interpkit.validation import check_index, check_one_hot, check_scalar
@@ -215,7 +215,7 @@ class TorchModel(Predictor, LayerProbe):
                              "pass a smaller batch_size=.") from None
         except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as exc:
             length = x.shape[_LENGTH_AXIS[self._layout]]
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            message = first_line(exc)
             if self._length is None:
                 fits = (f" (its first dense layer fits {self._length_range[0]}-{self._length_range[1]} bp)"
                         if self._length_range else "")
