@@ -4,8 +4,9 @@ Both lift the one-hot input to 32 channels with a 1x1 convolution, run pre-activ
 residual units (BN - activation - dilated conv, twice, plus the identity) in groups of four
 with dilation 1, 4, 10, 25 per group, add a 1x1 convolution of the trunk to a skip sum after
 each group, crop the skip sum by the context on each side and end in 1x1 convolutions.
-Residual additions and the crop happen in ``forward``, so layer tables built from modules
-follow the trunk (see the torch backend's notes).
+Residual additions happen in ``forward``, so layer tables built from modules follow the trunk
+(see the torch backend's notes); the crop is a module of unknown geometry, so layers above it
+report unknown receptive fields rather than wrong ones.
 """
 
 from __future__ import annotations
@@ -56,6 +57,23 @@ class _PangolinUnit(nn.Module):
         return x + self.conv2(self.relu2(self.bn2(self.conv1(self.relu1(self.bn1(x))))))
 
 
+class _Crop(nn.Module):
+    """Drop ``crop`` positions at each end of (N, C, L): the context consumed by the residual stack.
+
+    A module (not slicing in ``forward``) so that layer tables see it; its kind is "unknown"
+    because a crop shifts positions, so geometry above it is reported as unknown, not wrong.
+    """
+
+    interpkit_kind = "unknown"
+
+    def __init__(self, crop: int) -> None:
+        super().__init__()
+        self.crop = crop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, self.crop: x.shape[2] - self.crop]
+
+
 class _Skip(nn.Module):
     """1x1 convolution of the trunk into the skip sum (OpenSpliceAI's ``residual_units`` entries)."""
 
@@ -93,6 +111,7 @@ class OpenSpliceAI(nn.Module):
             if i % 4 == 3 or i == len(widths) - 1:
                 units.append(_Skip())
         self.residual_units = nn.ModuleList(units)
+        self.cropping = _Crop(self.crop)  # registered where it runs: module order drives layer tables
         self.final_conv = nn.Conv1d(32, 3, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,8 +122,7 @@ class OpenSpliceAI(nn.Module):
                 skip = skip + unit(x)
             else:
                 x = unit(x)
-        skip = skip[:, :, self.crop: skip.shape[2] - self.crop]
-        return F.softmax(self.final_conv(skip), dim=1)
+        return F.softmax(self.final_conv(self.cropping(skip)), dim=1)
 
 
 class Pangolin(nn.Module):
@@ -126,6 +144,7 @@ class Pangolin(nn.Module):
         self.skip = nn.Conv1d(32, 32, 1)
         self.resblocks = nn.ModuleList(_PangolinUnit(w, DILATIONS[i // 4]) for i, w in enumerate(self.widths))
         self.convs = nn.ModuleList(nn.Conv1d(32, 32, 1) for _ in range(4))
+        self.cropping = _Crop(self.crop)
         for i in range(1, 9):
             setattr(self, f"conv_last{i}", nn.Conv1d(32, 2 if i % 2 else 1, 1))
 
@@ -136,7 +155,7 @@ class Pangolin(nn.Module):
             x = block(x)
             if i % 4 == 3:
                 skip = skip + self.convs[i // 4](x)
-        skip = skip[:, :, self.crop: skip.shape[2] - self.crop]
+        skip = self.cropping(skip)
         heads = []
         for i in range(1, 9):
             y = getattr(self, f"conv_last{i}")(skip)
