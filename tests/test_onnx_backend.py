@@ -464,8 +464,7 @@ def test_explainn_exported_to_onnx(shared, tmp_path, motif, output):
     # Acceptance: the real ExplaiNN checkpoint (loaded by the explainn architecture plugin through the
     # torch backend), exported to ONNX, predicts as the torch model; its known motifs raise their own
     # output (MAX E-box CACGTG -> 0, FOXA1 forkhead TGTTTAC -> 1, JUND AP-1 TGACTCA -> 2).
-    if "explainn" not in interpkit.get_registry().models:
-        pytest.skip("the explainn architecture plugin is not installed")
+    assert "explainn" in interpkit.get_registry().models  # bundled: missing must fail, not skip
     from interpkit.sequences import one_hot_encode
 
     reference = interpkit.load(shared / "checkpoints" / "explainn_tf_binding" / "model_epoch_best_4.pth",

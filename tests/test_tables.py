@@ -43,8 +43,9 @@ def test_io_raises(tmp_path):
 def test_batch_slices_cover_range_with_progress(capsys):
     from interpkit.progress import batch_slices
 
-    slices = list(batch_slices(10, 4, verbose=True, desc="t"))
+    slices = list(batch_slices(10, 4, verbose=True, desc="counting", unit="variant"))
     assert [(s.start, s.stop) for s in slices] == [(0, 4), (4, 8), (8, 10)]
+    assert "counting" in capsys.readouterr().err  # the bar went to stderr
     with pytest.raises(InputError, match="batch_size == 0"):
         list(batch_slices(3, 0))
 

@@ -94,8 +94,11 @@ def test_thresholds_and_one_strand(planted, jaspar2020):
     assert by_q.rows == tuple(row for row in everything.rows if row[5] <= 0.5)
     by_e = tomtom(queries, jaspar2020, thresh=0.01, evalue=True)
     assert by_e.rows == tuple(row for row in everything.rows if row[4] <= 0.01) and len(by_e) >= 4
+    # On the + strand only, CTCF's reverse complement no longer finds CTCF (p ~ 1e-67 with both strands):
+    # the best + match is a weak GC-rich one (ZIC4, p ~ 2e-4 here).
     plus_only = tomtom(queries[1:2], jaspar2020, reverse_complement=False)
-    assert set(plus_only.column("Orientation")) <= {"+"} and "MA0139.1" not in plus_only.column("Target_ID")[:1]
+    assert len(plus_only) > 0 and set(plus_only.column("Orientation")) == {"+"}
+    assert plus_only.column("Target_ID")[0] != "MA0139.1" and min(plus_only.column("p-value")) > 1e-10
 
 
 def _reference_rows(shared):

@@ -551,8 +551,7 @@ def test_pangolin_p_splice_at_real_sites(shared, genome):
 
 
 def test_explainn_motif_insertions(shared):
-    if "explainn" not in interpkit.get_registry().models:
-        pytest.skip("the explainn architecture plugin does not register yet")
+    assert "explainn" in interpkit.get_registry().models  # bundled: missing must fail, not skip
     from interpkit.sequences import dinucleotide_shuffle
 
     # Oracle (SOURCE.txt): output 0 is MAX (E-box CACGTG), 1 FOXA1 (forkhead TGTTTAC), 2 JUND (AP-1 TGACTCA).
