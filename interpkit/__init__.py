@@ -24,7 +24,7 @@ from interpkit.meme import read_meme, write_meme
 from interpkit.motifs import Motif
 from interpkit.params import BATCH_SIZE, RANDOM_STATE, TARGET, TARGETS, VERBOSE, Param, resolve_targets
 from interpkit.plugins import get_plugin_manager, get_registry, hookimpl
-from interpkit.predictor import LAYOUTS, Capability, InputSpec, Predictor, capabilities_of
+from interpkit.predictor import LAYOUTS, Capability, InputSpec, Predictor, TorchFunction, capabilities_of
 from interpkit.probe import Geometry, LayerInfo, LayerProbe, layer_table, receptive_fields
 from interpkit.results import AttributionResult, Result
 from interpkit.sequences import (
@@ -45,7 +45,7 @@ __all__ = [  # noqa: RUF022 - grouped by role, not sorted
     # verbs
     "load", "run", "describe_model",
     # interfaces
-    "Predictor", "LayerProbe", "InputSpec", "LayerInfo", "Geometry", "Capability", "LAYOUTS",
+    "Predictor", "LayerProbe", "InputSpec", "LayerInfo", "Geometry", "Capability", "LAYOUTS", "TorchFunction",
     "capabilities_of", "receptive_fields", "layer_table",
     # sequences and motifs
     "one_hot_encode", "one_hot_decode", "reverse_complement", "read_fasta", "read_sequences", "read_bed_windows",

@@ -114,7 +114,8 @@ def to_model_layout(X: np.ndarray, layout: str, *, model_alphabet: str | None = 
     -------
     ndarray
         (N, 4, L), (N, L, 4), (N, 4, 1, L) or (N, 4, L, 1), contiguous; ``X`` itself (no copy)
-        when it already is in that form.
+        when it already is in that form. A torch tensor X gives a contiguous tensor of its own
+        dtype (``dtype`` ignored) by indexing and views, so gradients flow through it.
 
     Raises
     ------
@@ -126,14 +127,14 @@ def to_model_layout(X: np.ndarray, layout: str, *, model_alphabet: str | None = 
     if layout == "NCL":
         out = X
     elif layout == "NLC":
-        out = X.transpose(0, 2, 1)
+        out = X.swapaxes(1, 2)
     elif layout == "NC1L":
         out = X[:, :, None, :]
     elif layout == "NCL1":
         out = X[:, :, :, None]
     else:
         raise InputError(f"layout == {layout!r}, must be one of {', '.join(LAYOUTS)}.")
-    return np.ascontiguousarray(out, dtype=dtype)
+    return np.ascontiguousarray(out, dtype=dtype) if isinstance(out, np.ndarray) else out.contiguous()
 
 
 def from_model_layout(G: np.ndarray, layout: str, *, model_alphabet: str | None = None,

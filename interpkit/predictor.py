@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from interpkit.errors import CapabilityError, InputError
 
-__all__ = ["LAYOUTS", "Capability", "InputSpec", "Predictor", "capabilities_of"]
+__all__ = ["LAYOUTS", "Capability", "InputSpec", "Predictor", "TorchFunction", "capabilities_of"]
 
 #: Where the alphabet axis sits in a model's own input. N = batch, C = alphabet
 #: channels, L = sequence length; ``NC1L``/``NCL1`` are 2-D convolution layouts
@@ -40,6 +41,9 @@ class Capability(str, enum.Enum):
         receptive-field window (value, and gradient where GRADIENT is present).
     POOL_INPUTS
         :meth:`interpkit.probe.LayerProbe.pool_inputs`: the feature maps entering each max-pool.
+    TORCH_FUNCTION
+        :meth:`Predictor.torch_function`: the model as a differentiable PyTorch function,
+        for methods that rewrite the backward pass (DeepLIFT's rescale rule).
     """
 
     PREDICT = "predict"
@@ -47,6 +51,7 @@ class Capability(str, enum.Enum):
     LAYERS = "layers"
     NEURON = "neuron"
     POOL_INPUTS = "pool_inputs"
+    TORCH_FUNCTION = "torch_function"
 
     def __str__(self) -> str:
         return self.value
@@ -106,6 +111,41 @@ class InputSpec:
             "extra_inputs": {k: list(v) for k, v in self.extra_inputs.items()},
             "dtype": self.dtype,
         }
+
+
+@dataclass(frozen=True)
+class TorchFunction:
+    """A model as a differentiable PyTorch function of canonical one-hot input.
+
+    Yielded by :meth:`Predictor.torch_function`. Methods that rewrite gradients (DeepLIFT)
+    run ``forward`` under their own torch function mode: every op the model computes is a
+    torch op they can see.
+
+    Attributes
+    ----------
+    forward : callable
+        ``forward(x) -> y``: x a torch tensor of shape (rows, 4, L), canonical alphabet
+        order, ``dtype``, on ``device``; y a tensor of shape (rows, T), exactly what
+        :meth:`Predictor.predict` returns (extra inputs supplied, outputs reduced), with
+        gradients flowing to x. Layout and alphabet changes are done inside with torch
+        indexing, so they are part of the graph.
+    device : torch.device
+    dtype : torch.dtype
+    source : str
+        What runs: "module" (the model's own PyTorch code) or "translation" (a graph or
+        layer list of another framework evaluated op by op with torch functions; its
+        outputs are checked against the framework's by the backend's tests, and methods
+        may check them again on their inputs).
+    traceable : bool
+        True when every op of ``forward`` is a Python-level torch call that a
+        ``torch.overrides.TorchFunctionMode`` sees; False for compiled code (TorchScript).
+    """
+
+    forward: Callable[[Any], Any]
+    device: Any
+    dtype: Any
+    source: str = "module"
+    traceable: bool = True
 
 
 class Predictor(abc.ABC):
@@ -176,6 +216,25 @@ class Predictor(abc.ABC):
             f"{type(self).__name__} has no gradients; use a method that needs only predictions (e.g. ISM)."
         )
 
+    def torch_function(self) -> AbstractContextManager[TorchFunction]:
+        """The model as a differentiable PyTorch function, for the duration of a ``with`` block.
+
+        Entering puts the model in inference state (eval mode, its device; parameters need no
+        gradient); leaving restores everything the user's model had, even on error.
+
+        Returns
+        -------
+        context manager yielding :class:`TorchFunction`
+
+        Raises
+        ------
+        CapabilityError
+            If the backend has no PyTorch form of the model (the default implementation).
+        """
+        raise CapabilityError(
+            f"{type(self).__name__} has no PyTorch form; use a method that needs only predictions or gradients."
+        )
+
     @property
     def name(self) -> str:
         """A short human-readable model name (file name or class name)."""
@@ -204,7 +263,7 @@ def capabilities_of(model: object) -> frozenset[Capability]:
     """The capabilities a model object implements.
 
     A capability counts when the object's class overrides the corresponding base
-    method (``gradient`` for GRADIENT; ``layers`` and ``activations`` for LAYERS;
+    method (``gradient`` for GRADIENT; ``torch_function`` for TORCH_FUNCTION; ``layers`` and ``activations`` for LAYERS;
     ``neuron`` for NEURON; ``pool_inputs`` for POOL_INPUTS). A model may narrow this
     further by defining ``supported_capabilities`` (e.g. a backend whose gradient
     path needs an optional package).
@@ -220,6 +279,8 @@ def capabilities_of(model: object) -> frozenset[Capability]:
         caps.add(Capability.PREDICT)
         if _overrides(model, "gradient", Predictor):
             caps.add(Capability.GRADIENT)
+        if _overrides(model, "torch_function", Predictor):
+            caps.add(Capability.TORCH_FUNCTION)
     if isinstance(model, LayerProbe):
         if _overrides(model, "layers", LayerProbe) and _overrides(model, "activations", LayerProbe):
             caps.add(Capability.LAYERS)

@@ -37,6 +37,7 @@ __all__ = [
     "check_id",
     "check_method",
     "check_predictor",
+    "check_torch_function",
     "random_one_hot",
 ]
 
@@ -174,6 +175,29 @@ def check_target_out_of_range(model: Predictor, X: np.ndarray) -> None:
     _fail("an out-of-range target was accepted")
 
 
+def check_torch_function(model: Predictor, X: np.ndarray) -> None:
+    """With TORCH_FUNCTION: ``forward`` of canonical X equals predict (1e-4 of the output scale) and is
+    differentiable with respect to X; the model predicts the same after the block."""
+    if Capability.TORCH_FUNCTION not in capabilities_of(model):
+        return
+    import torch  # a backend with TORCH_FUNCTION needs torch
+
+    expected = model.predict(X)
+    with model.torch_function() as fn:
+        x = torch.from_numpy(X).to(device=fn.device, dtype=fn.dtype).requires_grad_(True)
+        y = fn.forward(x)
+        if tuple(y.shape) != expected.shape:
+            _fail(f"torch_function forward returned shape {tuple(y.shape)}; predict gives {expected.shape}")
+        if not y.requires_grad:
+            _fail("torch_function forward is not differentiable with respect to its input")
+        got = y.detach().double().cpu().numpy()
+    scale = max(1.0, float(np.abs(expected).max()))
+    if not np.allclose(got, expected, rtol=0, atol=1e-4 * scale):
+        _fail(f"torch_function forward differs from predict by {np.abs(got - expected).max():.3g}")
+    if not np.array_equal(model.predict(X), expected):
+        _fail("predictions changed after the torch_function block")
+
+
 PREDICTOR_CHECKS: list[Callable[[Predictor, np.ndarray], None]] = [
     check_input_spec,
     check_predict_shape,
@@ -183,6 +207,7 @@ PREDICTOR_CHECKS: list[Callable[[Predictor, np.ndarray], None]] = [
     check_rejects_bad_input,
     check_gradient,
     check_target_out_of_range,
+    check_torch_function,
 ]
 
 

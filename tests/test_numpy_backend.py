@@ -87,7 +87,8 @@ def test_activations_and_neuron():
     np.testing.assert_allclose(A.max(axis=2), m.predict(X))
     np.testing.assert_allclose(m.activations(X, "pool")[:, :, 0], m.predict(X))
     np.testing.assert_allclose(m.neuron("scan", 0, X[:, :, 2:6]), A[:, 0, 2])
-    assert capabilities_of(m) == {Capability.PREDICT, Capability.GRADIENT, Capability.LAYERS, Capability.NEURON}
+    assert capabilities_of(m) == {Capability.PREDICT, Capability.GRADIENT, Capability.LAYERS, Capability.NEURON,
+                                  Capability.TORCH_FUNCTION}
 
 
 CONFORMANCE_X = random_one_hot(5, 40, random_state=3)

@@ -27,7 +27,6 @@ import pytest
 import tal_gata as tg
 
 import interpkit
-from interpkit import CapabilityError
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
@@ -228,10 +227,14 @@ def test_deeplift_on_torch_port(port, evalset, task):
 
 @_needs("deeplift")
 @pytest.mark.parametrize("task", TASKS, ids=_ids)
-def test_deeplift_on_keras_model_is_refused_clearly(keras_logits, evalset, task):
-    """DeepLIFT has no Keras route yet: a one-line refusal that names the PyTorch route."""
+def test_deeplift_on_keras_model(keras_logits, port, evalset, task):
+    """The Keras model itself, through its layer-by-layer torch translation: the port's numbers."""
     X, masks = evalset[task]
-    with pytest.raises(CapabilityError) as err:
-        _ours("deeplift", keras_logits, X, masks, task, n_references=20, random_state=0)
-    message = str(err.value)
-    assert "\n" not in message and "Keras" in message and "PyTorch" in message
+    result = interpkit.run("deeplift", keras_logits, X, target=str(task), n_references=20, random_state=0)
+    auroc = tg.motif_auroc(tg.per_position(result.arrays["attributions"][:, 0]), masks)
+    print(f"interpkit deeplift on Keras, {TASK_IDS[task]}: {auroc:.4f}")
+    assert abs(auroc - tg.REFERENCE_AUROC["deeplift"][task]) <= OURS_TOL
+    on_port = interpkit.run("deeplift", interpkit.load(port, length=200), X[:5], target=str(task), n_references=20,
+                            random_state=0).arrays["hypothetical"]
+    ours = result.arrays["hypothetical"][:5]
+    assert np.abs(ours - on_port).max() <= 1e-4 * np.abs(on_port).max()

@@ -182,8 +182,9 @@ def test_torchscript_non_sequential_predicts_but_cannot_probe(tmp_path, spliceai
     model = interpkit.load(path, output=rule)
     X = random_one_hot(3, 120)
     np.testing.assert_allclose(model.predict(X), rule.apply(raw(spliceai80, X)), rtol=1e-5, atol=1e-6)
-    assert capabilities_of(model) == {Capability.PREDICT, Capability.GRADIENT}
-    assert model.gradient(X, 1).shape == X.shape
+    assert capabilities_of(model) == {Capability.PREDICT, Capability.GRADIENT, Capability.TORCH_FUNCTION}
+    eager = interpkit.load(spliceai80, output=rule)
+    np.testing.assert_allclose(model.gradient(X, 1), eager.gradient(X, 1), rtol=1e-5, atol=1e-6)
     with pytest.raises(CapabilityError, match="ScriptModules do not support forward hooks"):
         model.layers()
 

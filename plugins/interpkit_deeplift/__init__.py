@@ -1,7 +1,7 @@
 """Bundled plugin: the ``deeplift`` method (DeepLIFT rescale rule, dinucleotide-shuffled references).
 
 Registration imports nothing heavy: the method lives in :mod:`interpkit_deeplift.deeplift`
-(torch and Captum are imported on first use).
+(torch is imported on first use).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ def register_methods() -> list[MethodSpec]:
         MethodSpec(
             name="deeplift",
             func="interpkit_deeplift.deeplift:deeplift",
-            summary="DeepLIFT (rescale rule) contributions against dinucleotide shuffles; PyTorch models.",
-            requires=frozenset({Capability.PREDICT, Capability.GRADIENT}),
+            summary="DeepLIFT (rescale rule) contributions against dinucleotide shuffles; models with a "
+                    "PyTorch form (PyTorch, ONNX, Keras).",
+            requires=frozenset({Capability.PREDICT, Capability.TORCH_FUNCTION}),
             params=(TARGETS, N_REFERENCES, RANDOM_STATE, DL_BATCH_SIZE, WARNING_THRESHOLD, VERBOSE),
             source="Shrikumar, Greenside & Kundaje (2017) ICML, rescale rule (sec. 3.5.1), summation-to-delta "
                    "(eq. 1); references averaged as DeepSHAP (Lundberg & Lee 2017); hypothetical contributions "

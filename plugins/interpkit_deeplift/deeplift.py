@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from interpkit.adapt import auto_batch_size, from_model_layout, to_model_layout
+from interpkit.adapt import auto_batch_size
 from interpkit.errors import CapabilityError, InputError, InterpkitWarning
 from interpkit.params import resolve_targets
-from interpkit.predictor import Predictor
+from interpkit.predictor import Capability, Predictor, capabilities_of
 from interpkit.progress import batch_slices
 from interpkit.results import AttributionResult
 from interpkit.sequences import dinucleotide_shuffle
@@ -74,33 +74,23 @@ def deeplift_references(X: Any, *, n_references: int = 20, random_state: int = 0
     return _references(X, 0, n_references, random_state)
 
 
-def _torch_model(model: Any) -> Any:
-    """The torch-backend model, or a CapabilityError naming what would work."""
+def _model_with_torch_function(model: Any) -> Predictor:
+    """The model as a Predictor with a PyTorch form, or a CapabilityError naming what would work."""
     if not isinstance(model, Predictor):
         from interpkit.api import load
 
         model = load(model)
-    backend = getattr(model, "backend_name", type(model).__name__)
-    name = getattr(model, "name", type(model).__name__)
-    if backend == "torch" and hasattr(model, "module"):
-        return model
-    if backend == "onnx":
+    if Capability.TORCH_FUNCTION not in capabilities_of(model):
+        backend = getattr(model, "backend_name", type(model).__name__)
         raise CapabilityError(
-            f"deeplift cannot run on ONNX model {name}: its torch translation evaluates the graph with torch "
-            "functions, with no module per activation for the rescale rules to attach to (the result would be "
-            "plain gradient x input); load the original PyTorch model with the torch backend, or use ism or "
-            "saliency on this one.")
-    if backend == "keras":
-        raise CapabilityError(
-            f"deeplift runs on PyTorch models only (through Captum), and model {name} is a Keras model; use a "
-            "PyTorch port of it with the torch backend, or ism or saliency on this one.")
-    raise CapabilityError(f"deeplift runs on PyTorch models only (torch backend), and model {name} uses backend "
-                          f"{backend!r}; use ism or saliency instead.")
+            f"deeplift needs the model as a PyTorch function (the rescale rule rewrites its backward pass), and "
+            f"model {model.name} (backend {backend!r}) has none; use ism or saliency on it.")
+    return model
 
 
 def _check_options(model: Any, X: Any, target: Any, batch_size: Any, warning_threshold: Any,
                    verbose: Any) -> tuple[Any, np.ndarray, tuple[int, ...], int | None, float]:
-    model = _torch_model(model)
+    model = _model_with_torch_function(model)
     X = check_one_hot(X, "X", length=model.input_spec.length)
     if len(X) == 0:
         raise InputError("X holds no sequences (shape (0, 4, L)); give at least one.")
@@ -126,9 +116,9 @@ def deeplift(
     """DeepLIFT contributions (rescale rule) against dinucleotide-shuffled references.
 
     Each sequence is compared with ``n_references`` dinucleotide shuffles of itself
-    (:func:`deeplift_references`). For each (sequence x, reference r) pair, Captum's DeepLift
-    (rescale rule, run through hooks on the module) gives multipliers m of shape (4, L) in
-    canonical order with
+    (:func:`deeplift_references`). For each (sequence x, reference r) pair, the rescale rule
+    (:mod:`interpkit_deeplift.rescale`) gives multipliers m of shape (4, L) in canonical order
+    with
 
         sum_{a, l} (x - r)_{a,l} m_{a,l} = f(x) - f(r)     (summation-to-delta),
 
@@ -137,19 +127,21 @@ def deeplift(
     the references; the attribution is h times the one-hot input (DeepSHAP-style averaging over
     references, Lundberg & Lee 2017; hypothetical scores as in TF-MoDISco).
 
-    Runs on PyTorch models (torch backend) only. Beyond Captum's own rules it handles, for the
-    length of the call and restored afterwards: element-wise activations Captum lacks (GELU,
-    SiLU, ``nn.Threshold`` of Kipoi DeepSEA, ...), any parameter-free module that computes one
-    element-wise function of its input (ExplaiNN's ``Exp``, modules calling ``torch.exp``),
-    activations feeding straight into a max-pool (Captum issue #1104) and overlapping max-pool
-    windows. The user's module is left exactly as it was (training flags, device, hooks,
-    attributes), even on error. ONNX models are refused: their torch translation has no module
-    per activation to attach the rules to. Keras models are refused (no TensorFlow route yet).
+    Runs on every model with a PyTorch form (``Capability.TORCH_FUNCTION``): PyTorch modules,
+    ONNX graphs and Keras models (through their op-by-op torch translations, whose outputs are
+    checked against the model's own predictions on every batch) and the analytic PWM model.
+    Every nonlinear torch call gets its rule wherever it is made: activation modules, functional
+    calls (``F.relu``, ``torch.exp`` in ExplaiNN's ``Exp``), a module used twice, ``nn.Threshold``
+    of Kipoi DeepSEA, max-pools fed straight by an activation (where Captum drops the rule, issue
+    #1104) or with overlapping windows, max reductions, and in-model strand averaging (stacked
+    batch rows). Each sequence's forward pass is shared by all its references, and parameters
+    need no gradients: about half the work of Captum or tangermeme for equal results. The user's
+    module is left exactly as it was, even on error.
 
     Parameters
     ----------
     model : Predictor or nn.Module
-        A model of the torch backend (anything :func:`interpkit.load` turns into one).
+        A model with a PyTorch form (anything :func:`interpkit.load` turns into one).
     X : ndarray of shape (N, 4, L), float32
         One-hot sequences (A, C, G, T; all-zero columns are N), L the model's length.
     target : None, int, str or sequence
@@ -161,9 +153,10 @@ def deeplift(
         Seed of the shuffles, >= 0; sequence i's references depend only on it and i.
         Default is 0.
     batch_size : int or None
-        Sequences per pass (each pass runs 2 x batch_size x n_references rows: the pairs'
-        sequences and references). None chooses it: about 80 pairs per pass on CPU, within
-        available memory. Results do not depend on it. Default is None.
+        Sequences per pass (each pass runs batch_size sequences, then their batch_size x
+        n_references references with the rules). None chooses it: about 80 references per pass
+        on CPU, within available memory. Results do not depend on it (up to float32 rounding).
+        Default is None.
     warning_threshold : float
         Largest convergence delta (in output units) accepted without an InterpkitWarning.
         Default is 1e-3.
@@ -183,10 +176,9 @@ def deeplift(
     Raises
     ------
     CapabilityError
-        For a model that is not a PyTorch one (ONNX, Keras), a TorchScript module, an
-        activation or max-pool module called more than once per forward pass, or a module
-        that changes the batch size (in-model strand averaging: use one strand, e.g. Kipoi
-        DeepSEA as ``arch="deepsea-veff"``).
+        For a model without a PyTorch form, a TorchScript module (its ops are hidden), a
+        translation that disagrees with the model's predictions, or a model that mixes the rows
+        of its batch other than by stacking copies of it.
     InputError, InputTypeError
         For X that is not one-hot (N, 4, L) of the model's length, an unknown target, or an
         option out of range.
@@ -195,15 +187,16 @@ def deeplift(
     -----
     InterpkitWarning
         When a convergence delta exceeds ``warning_threshold`` (with the largest one), and
-        when the model calls nonlinear functions outside a module with a rule (``F.relu`` in
-        ``forward``), which DeepLIFT then treats as linear.
+        when the model computes nonlinear functions without a DeepLIFT rule (softmax,
+        normalisations, products of two input-dependent tensors), named in the message.
 
     Notes
     -----
     Source: Shrikumar, Greenside & Kundaje (2017) "Learning important features through
     propagating activation differences", ICML, rescale rule (section 3.5.1, summation-to-delta
-    eq. 1); DeepSHAP averaging over references (Lundberg & Lee 2017, NeurIPS); as in
-    tangermeme's ``deep_lift_shap``, which it equals on the same references.
+    eq. 1); DeepSHAP averaging over references (Lundberg & Lee 2017, NeurIPS); max-pool routing
+    and fallbacks as Captum's DeepLift and tangermeme's ``deep_lift_shap``, which it equals on
+    the same references (tests/test_deeplift.py).
     """
     n_references = check_scalar(n_references, "n_references", int, min_val=1)
     random_state = check_scalar(random_state, "random_state", int, min_val=0)
@@ -265,73 +258,54 @@ def _with_params(result: AttributionResult, params: dict) -> AttributionResult:
     return dataclasses.replace(result, params={**params, **result.params})
 
 
-def _deeplift(model: Any, X: np.ndarray, refs_of: Any, n_refs: int, targets: tuple[int, ...],
+def _deeplift(model: Predictor, X: np.ndarray, refs_of: Any, n_refs: int, targets: tuple[int, ...],
               batch_size: int | None, warning_threshold: float, verbose: bool) -> AttributionResult:
     import torch
 
-    from interpkit_deeplift._torch import TorchDeepLift, check_torch_module
-
-    module = model.module
-    check_torch_module(module, model.name)
-    spec = model.input_spec
-    floats = [p.dtype for p in module.parameters() if p.is_floating_point()]
-    dtype = floats[0] if floats else torch.float32
-
-    def extra(rows: int) -> dict:
-        return model.extra_kwargs(rows) if spec.extra_inputs else {}
-
-    def to_model(A: np.ndarray) -> np.ndarray:
-        return to_model_layout(A, spec.layout, model_alphabet=spec.model_alphabet, alphabet=spec.alphabet)
-
-    engine = TorchDeepLift(module, device=model.device, dtype=dtype, reduce=model.reduce_output, extra=extra)
-    inspection = engine.inspect(to_model(X[:3]))
-    if inspection.batch_changers:
-        raise CapabilityError(
-            f"model {model.name} changes the batch size inside its forward pass ({'; '.join(inspection.batch_changers)}"
-            "), e.g. by averaging strands in the model; DeepLIFT pairs each sequence with its reference along the "
-            "batch and cannot run on it. Use the one-strand model (Kipoi DeepSEA: arch='deepsea-veff') and "
-            "average strands yourself.")
-    if inspection.reused:
-        raise CapabilityError(
-            f"model {model.name} calls a module with a DeepLIFT rule more than once per forward pass "
-            f"({'; '.join(inspection.reused)}); the rescale rule needs one module instance per use. Define a "
-            "separate module for each use (e.g. one nn.ReLU() per layer).")
-    notes: list[str] = []
-    if inspection.functional:
-        notes.append(f"model {model.name} calls nonlinear functions outside any module with a DeepLIFT rule "
-                     f"({'; '.join(inspection.functional[:5])}); DeepLIFT treats them as linear, so its "
-                     "contributions there are gradient x difference, not the rescale rule. Use nn modules "
-                     "(nn.ReLU(), ...) for activations; the convergence deltas show the size of the error.")
-        warnings.warn(notes[-1], InterpkitWarning, stacklevel=3)
-    if batch_size is None:
-        need = inspection.bytes_per_row * 2 * n_refs * _GRADIENT_FACTOR
-        if model.device.type == "cuda":
-            batch_size = max(1, min(256, int(torch.cuda.mem_get_info(model.device)[0] * 0.2) // need))
-        else:
-            batch_size = auto_batch_size(need, maximum=max(1, _PAIRS_PER_PASS // n_refs))
+    from interpkit_deeplift.rescale import bytes_per_row, multipliers
 
     N, L = len(X), X.shape[2]
     K = len(targets)
     hyp = np.zeros((N, K, 4, L), dtype=np.float32)
     delta = np.zeros((N, K, n_refs), dtype=np.float32)
-    with engine.session(inspection) as attribute:
+    unruled: list[str] = []
+    notes: list[str] = []
+    with model.torch_function() as fn:
+        if not fn.traceable:
+            raise CapabilityError(
+                f"model {model.name} is compiled (TorchScript): DeepLIFT must see each of its nonlinear ops to give "
+                "them their rules. Load the Python nn.Module (its class and state_dict) with the torch backend.")
+
+        def tensor(A: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(A)).to(device=fn.device, dtype=fn.dtype)
+
+        if batch_size is None:
+            need = bytes_per_row(fn.forward, tensor(X[:1])) * n_refs * _GRADIENT_FACTOR
+            if fn.device.type == "cuda":
+                batch_size = max(1, min(256, int(torch.cuda.mem_get_info(fn.device)[0] * 0.2) // need))
+            else:
+                batch_size = auto_batch_size(need, maximum=max(1, _PAIRS_PER_PASS // n_refs))
         for sl in batch_slices(N, batch_size, verbose=verbose, desc="deeplift"):
             xs = X[sl]
-            R = np.asarray(refs_of(sl.start, xs), dtype=np.float32)  # (b, n, 4, L)
             b = len(xs)
-            xp = np.repeat(xs, n_refs, axis=0)
-            rp = R.reshape(b * n_refs, 4, L)
-            xt = torch.from_numpy(to_model(xp)).to(device=model.device, dtype=dtype)
-            rt = torch.from_numpy(to_model(rp)).to(device=model.device, dtype=dtype)
-            diff = (xp - rp).astype(np.float64)
-            for k, t in enumerate(targets):
-                m, yx, yr = attribute(xt, rt, t)
-                m = from_model_layout(m.float().cpu().numpy(), spec.layout, model_alphabet=spec.model_alphabet,
-                                      alphabet=spec.alphabet)
-                out_diff = (yx - yr).double().cpu().numpy()
-                delta[sl, k] = np.abs(out_diff - (diff * m).sum(axis=(1, 2))).reshape(b, n_refs)
-                h = m - (rp * m).sum(axis=1, keepdims=True)
-                hyp[sl, k] = h.reshape(b, n_refs, 4, L).mean(axis=1)
+            rp = np.asarray(refs_of(sl.start, xs), dtype=np.float32).reshape(b * n_refs, 4, L)
+            out = multipliers(fn.forward, tensor(xs), tensor(rp), targets)
+            unruled.extend(out.unruled)
+            if fn.source == "translation":
+                _check_translation(model, xs, out.y_seq.double().cpu().numpy(), targets)
+            m = out.m.double().cpu().numpy()  # (K, P, 4, L)
+            diff = np.repeat(xs, n_refs, axis=0).astype(np.float64) - rp
+            y_diff = (np.repeat(out.y_seq.double().cpu().numpy(), n_refs, axis=0)
+                      - out.y_ref.double().cpu().numpy())[:, list(targets)].T  # (K, P)
+            delta[sl] = np.abs(y_diff - (diff * m).sum(axis=(2, 3))).reshape(K, b, n_refs).transpose(1, 0, 2)
+            h = m - (rp * m).sum(axis=2, keepdims=True)
+            hyp[sl] = h.reshape(K, b, n_refs, 4, L).mean(axis=2).transpose(1, 0, 2, 3)
+    if unruled:
+        names = ", ".join(sorted(set(unruled)))
+        notes.append(f"model {model.name} computes nonlinear functions without a DeepLIFT rule ({names}); there "
+                     "the multipliers are plain gradients, not the rescale rule. The convergence deltas show the "
+                     "size of the error; explain logits rather than probabilities where softmax is the cause.")
+        warnings.warn(notes[-1], InterpkitWarning, stacklevel=3)
     attributions = hyp * X[:, None]
     worst = float(delta.max())
     if not math.isfinite(worst) or worst > warning_threshold:
@@ -341,7 +315,24 @@ def _deeplift(model: Any, X: np.ndarray, refs_of: Any, n_refs: int, targets: tup
                      "f(x) - f(reference). A nonlinearity without a DeepLIFT rule is the usual cause; explain "
                      "logits rather than probabilities, and check the model's activations.")
         warnings.warn(notes[-1], InterpkitWarning, stacklevel=3)
-    provenance = {"engine": "captum.attr.DeepLift (rescale rule)",
-                  "registered_activations": [t.__name__ for t in inspection.elementwise_types]}
+    provenance = {"engine": "interpkit rescale rule (shared forward pass; op interception)",
+                  "torch_function": fn.source, "unruled_ops": sorted(set(unruled))}
     return AttributionResult("deeplift", arrays={"one_hot": X, "attributions": attributions, "hypothetical": hyp},
                              targets=targets, delta=delta, warnings=tuple(notes), provenance=provenance)
+
+
+#: Largest disagreement between a translation and the model, relative to the output scale.
+_TRANSLATION_TOLERANCE = 1e-4
+
+
+def _check_translation(model: Predictor, xs: np.ndarray, y_torch: np.ndarray, targets: tuple[int, ...]) -> None:
+    """Refuse when a backend's torch translation does not reproduce the model's predictions on ``xs``."""
+    y = model.predict(xs).astype(np.float64)
+    cols = list(targets)
+    scale = max(float(np.abs(y[:, cols]).max()), 1e-6)
+    worst = float(np.abs(y_torch[:, cols] - y[:, cols]).max()) / scale
+    if not worst <= _TRANSLATION_TOLERANCE:
+        raise CapabilityError(
+            f"the PyTorch translation of model {model.name} differs from the model's own predictions by {worst:.2g} "
+            f"(relative to the output scale, above {_TRANSLATION_TOLERANCE:g}); DeepLIFT on it would explain another "
+            "function. Use ism or saliency on this model, and report the layer or op at fault.")

@@ -6,6 +6,10 @@ per batch (CPU, 2 cores): TAL/GATA, 1 sequence: 0.6 ms, against 2.7 ms for the e
 ``predict_on_batch`` and 39 ms for ``Model.predict`` (its per-call set-up); Xpresso, 128 sequences:
 58, 132, 57 and 236 ms. ``training=False`` keeps dropout off and BatchNorm on its moving statistics,
 and nothing on the user's model changes.
+
+:meth:`KerasModel.torch_function` serves the model as a PyTorch function: a layer-by-layer
+translation with the Keras weights (:mod:`interpkit_keras.to_torch`), built once per model, for
+methods that rewrite the backward pass (DeepLIFT).
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from interpkit import InputSpec, LayerInfo, LayerProbe, Predictor
+from interpkit import Capability, InputSpec, LayerInfo, LayerProbe, Predictor
 from interpkit.adapt import OutputReduction, auto_batch_size, from_model_layout, to_model_layout
-from interpkit.errors import InputError, InterpkitError
+from interpkit.errors import CapabilityError, InputError, InterpkitError
+from interpkit.predictor import TorchFunction
 from interpkit.probe import receptive_fields, resolve_layer
 from interpkit.progress import batch_slices
 from interpkit.validation import check_index, check_one_hot, check_scalar
@@ -101,6 +106,8 @@ class KerasModel(Predictor, LayerProbe):
         self._name = name
         self._functions: dict[tuple, Callable] = {}
         self._table: tuple[list[LayerInfo], list[Any]] | None = None
+        self._untranslatable: list[str] | None = None
+        self._translation: Any = None
 
     # -- Predictor ---------------------------------------------------------------
     @property
@@ -124,6 +131,20 @@ class KerasModel(Predictor, LayerProbe):
     def framework(self) -> str:
         """"keras" (Keras 3) or "tf_keras" (legacy Keras 2)."""
         return framework_of(self.keras_model).__name__
+
+    @property
+    def supported_capabilities(self) -> frozenset[Capability]:
+        """Everything, less TORCH_FUNCTION when some layer has no PyTorch translation (:attr:`untranslatable`)."""
+        return frozenset(Capability) - ({Capability.TORCH_FUNCTION} if self.untranslatable else set())
+
+    @property
+    def untranslatable(self) -> list[str]:
+        """The layers :func:`interpkit_keras.to_torch.to_torch` cannot translate, "name (Class)"; empty if none."""
+        if self._untranslatable is None:
+            from .to_torch import unsupported_layers
+
+            self._untranslatable = unsupported_layers(self.keras_model)
+        return list(self._untranslatable)
 
     def model_inputs(self, X: np.ndarray) -> list[np.ndarray]:
         """The arrays the Keras model receives for canonical X (N, 4, L): one per ``model.inputs``."""
@@ -256,6 +277,42 @@ class KerasModel(Predictor, LayerProbe):
         fn = self._function(("gradient",), lambda tf: self._seq_gradient(
             tf, lambda xs, t: tf.gather(self._outputs(tf, xs), t, axis=1)), n_args=1)
         return self._canonical(self._run(fn, X, batch_size, target))
+
+    @contextlib.contextmanager
+    def torch_function(self) -> Iterator[TorchFunction]:
+        """The model as a differentiable PyTorch function of canonical one-hot input (see :class:`TorchFunction`).
+
+        ``forward(x)`` takes (rows, 4, L) float32 CPU tensors (A, C, G, T), changes the layout and
+        alphabet order by torch indexing, supplies the fixed extra inputs, runs the layer-by-layer
+        translation (:func:`interpkit_keras.to_torch.to_torch`, built on first use and kept) and
+        reduces and concatenates the outputs as :meth:`predict` does, returning (rows, T). The Keras
+        model is not touched, so there is nothing to restore on exit.
+
+        Raises
+        ------
+        CapabilityError
+            If some layer has no translation (named; see :attr:`untranslatable`) or torch is missing.
+        """
+        if self.untranslatable:
+            raise CapabilityError(f"model {self._name} has layers without a PyTorch translation: "
+                                  f"{', '.join(self.untranslatable)}; use ism or saliency on this model, or port it "
+                                  "to PyTorch.")
+        from .to_torch import to_torch
+
+        if self._translation is None:
+            self._translation = to_torch(self.keras_model)
+        import torch
+
+        module, spec, rule = self._translation, self._spec, self._reduction
+        extras = [None if v is None else torch.as_tensor(np.asarray(v, np.float32)) for v in self._extra]
+
+        def forward(x: Any) -> Any:
+            seq = to_model_layout(x, spec.layout, model_alphabet=spec.model_alphabet, alphabet=spec.alphabet)
+            ys = module(*[seq if v is None else v.expand(len(x), *v.shape) for v in extras])
+            parts = [rule.apply(y) if y.dim() == 3 else y for y in (ys if isinstance(ys, list) else [ys])]
+            return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+        yield TorchFunction(forward, torch.device("cpu"), torch.float32, "translation")
 
     def _canonical(self, G: np.ndarray) -> np.ndarray:
         spec = self._spec

@@ -14,15 +14,19 @@ Stormo (2000), Bioinformatics 16:16-23, written as a one-layer convolutional mod
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from interpkit import InputSpec, LayerInfo, LayerProbe, Predictor
-from interpkit.errors import InputError
+from interpkit.errors import CapabilityError, InputError
+from interpkit.predictor import TorchFunction
 from interpkit.probe import resolve_layer
 from interpkit.validation import check_choice, check_index, check_one_hot, check_scalar
 
@@ -200,6 +204,40 @@ class PWMScanModel(Predictor, LayerProbe):
                 for i in range(X.shape[2] - w + 1):
                     grad[rows, :, i : i + w] += np.where(is_rev[:, i, None, None], rev, fwd)
         return grad.astype(np.float32)
+
+    @contextlib.contextmanager
+    def torch_function(self) -> Iterator[TorchFunction]:
+        """The same scan in torch (float64, CPU), for methods that rewrite gradients (DeepLIFT).
+
+        ``forward`` maps canonical (rows, 4, L) tensors to (rows, M): a convolution with the
+        right-padded PWMs, the strand maximum as ``amax`` over a stacked axis, windows where a motif
+        does not fit masked, then ``amax`` or a sum over windows; the max operations are visible to
+        DeepLIFT's max rule.
+
+        Raises
+        ------
+        CapabilityError
+            If torch is not installed.
+        """
+        try:
+            import torch
+            import torch.nn.functional as F
+        except ImportError:
+            raise CapabilityError("the PWM model's torch form needs torch; pip install 'interpkit[torch]'.") from None
+        pwms, pwms_rc = torch.tensor(self.pwms), torch.tensor(self.pwms_rc)
+        extra = self.width - int(self.widths.min())
+
+        def forward(x: Any) -> Any:
+            padded = F.pad(x, (0, extra))
+            scores = F.conv1d(padded, pwms)
+            if self.both_strands:
+                scores = torch.stack([scores, F.conv1d(padded, pwms_rc)], dim=-1).amax(dim=-1)
+            fits = torch.arange(scores.shape[2])[None, :] <= torch.from_numpy(x.shape[2] - self.widths)[:, None]
+            if self.reduction == "sum":
+                return scores.masked_fill(~fits, 0).sum(dim=2)
+            return scores.masked_fill(~fits, -math.inf).amax(dim=2)
+
+        yield TorchFunction(forward, torch.device("cpu"), torch.float64, "module")
 
     # -- LayerProbe --------------------------------------------------------------
     def layers(self) -> list[LayerInfo]:

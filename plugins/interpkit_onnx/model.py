@@ -8,9 +8,10 @@ graph (:mod:`interpkit_onnx.to_torch`) where every op on the way has one.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ import onnx
 from interpkit import Capability, InputSpec, LayerInfo, LayerProbe, Predictor
 from interpkit.adapt import OutputReduction, auto_batch_size, from_model_layout, to_model_layout
 from interpkit.errors import CapabilityError, InputError, first_line
+from interpkit.predictor import TorchFunction
 from interpkit.probe import receptive_fields, resolve_layer
 from interpkit.validation import check_index, check_one_hot, check_scalar
 
@@ -131,8 +133,9 @@ class OnnxModel(Predictor, LayerProbe):
 
     @property
     def supported_capabilities(self) -> frozenset[Capability]:
-        """Everything, less GRADIENT when :attr:`gradient_problem` says why not."""
-        return frozenset(Capability) - ({Capability.GRADIENT} if self.gradient_problem else set())
+        """Everything, less GRADIENT and TORCH_FUNCTION when :attr:`gradient_problem` says why not."""
+        torch_based = {Capability.GRADIENT, Capability.TORCH_FUNCTION}
+        return frozenset(Capability) - (torch_based if self.gradient_problem else set())
 
     @property
     def providers(self) -> list[str]:
@@ -258,6 +261,37 @@ class OnnxModel(Predictor, LayerProbe):
             target = "cuda" if self.device == "cuda" and torch.cuda.is_available() else "cpu"
             self._torch = to_torch(self.model_proto).to(target)
         return self._torch
+
+    @contextlib.contextmanager
+    def torch_function(self) -> Iterator[TorchFunction]:
+        """The torch translation of the graph as a function of canonical one-hot input (see :class:`TorchFunction`).
+
+        ``forward`` maps (rows, 4, L) canonical tensors to the reduced (rows, T) output, extra inputs
+        supplied; ``source`` is "translation" (every op is checked against onnxruntime in the tests).
+
+        Raises
+        ------
+        CapabilityError
+            If the graph uses an op without a torch translation (as :attr:`torch_module`).
+        """
+        import torch
+
+        module = self.torch_module
+        device = next(iter(module.buffers()), torch.empty(0)).device
+        spec = self._spec
+
+        def forward(x: Any) -> Any:
+            rows, fixed = len(x), self.batch_chunk
+            if fixed and rows % fixed:  # a fixed-batch export: pad with all-N rows to a whole number of batches
+                x = torch.cat([x, x.new_zeros(fixed - rows % fixed, *x.shape[1:])])
+            feeds = {self._input: to_model_layout(x, spec.layout, model_alphabet=spec.model_alphabet,
+                                                  alphabet=spec.alphabet)}
+            for name, value in self._extras.items():
+                feeds[name] = torch.as_tensor(value, device=device).expand(len(x), *value.shape)
+            (y,) = module.run(feeds, [self._output], batch=fixed)
+            return self._to_nt(y)[:rows]
+
+        yield TorchFunction(forward, device, getattr(torch, spec.dtype), "translation")
 
     def _grad(self, X: np.ndarray, tensor: str, select: Any, batch_size: int | None) -> np.ndarray:
         """d sum(select(tensor)) / d X for checked one-hot X, batch by batch, canonical (N, 4, L) float32."""

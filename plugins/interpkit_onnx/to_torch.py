@@ -157,6 +157,9 @@ def _reshape(a, x, shape):
     target = [int(v) for v in shape.tolist()]
     if not a.get("allowzero", 0):
         target = [x.shape[i] if v == 0 else v for i, v in enumerate(target)]
+    fixed, scale = a.get("_batch_scale", (0, 1))
+    if scale != 1 and target and target[0] == fixed and x.shape[0] == fixed * scale:
+        target[0] = fixed * scale  # a graph exported with a fixed batch size, run on k times as many rows
     return x.reshape(target)
 
 
@@ -374,8 +377,12 @@ def _module_class() -> type:
                            for n in graph.node]
             self._plans: dict[tuple[str, ...], list[int]] = {}
 
-        def run(self, feeds: dict[str, Any], outputs: Sequence[str]) -> list[Any]:
+        def run(self, feeds: dict[str, Any], outputs: Sequence[str], *, batch: int | None = None) -> list[Any]:
             """Tensors ``outputs`` (graph outputs or intermediate tensors) for input tensors ``feeds``.
+
+            ``batch``: the fixed batch size the graph was exported with, if any. Feeds of k times
+            as many rows then run at once: a Reshape whose target starts with that batch size and
+            whose input holds k batches keeps the k batches (its first target entry is scaled).
 
             Raises
             ------
@@ -387,10 +394,14 @@ def _module_class() -> type:
             key = tuple(o for o in outputs if o not in env)
             if key not in self._plans:
                 self._plans[key] = _needed(self.graph, key)
+            rows = next(iter(feeds.values())).shape[0] if feeds else 0
+            scale = rows // batch if batch and rows % batch == 0 and rows != batch else 1
             for index in self._plans[key]:
                 op, attrs, inputs, outs, limitation = self._nodes[index]
                 if op == "Constant":
                     continue
+                if op == "Reshape" and scale != 1:
+                    attrs = {**attrs, "_batch_scale": (batch, scale)}
                 if limitation is not None:
                     raise CapabilityError(f"the ONNX op {limitation} has no torch translation, so this tensor "
                                           "has no gradient.")

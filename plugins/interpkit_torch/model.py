@@ -28,7 +28,7 @@ from interpkit.adapt import (
     to_model_layout,
 )
 from interpkit.errors import CapabilityError, InputError, InterpkitError, InterpkitWarning, first_line
-from interpkit.predictor import Capability, InputSpec, Predictor
+from interpkit.predictor import Capability, InputSpec, Predictor, TorchFunction
 from interpkit.probe import LayerInfo, LayerProbe, receptive_fields, resolve_layer
 from interpkit.validation import check_index, check_one_hot, check_scalar
 from interpkit_torch.layers import Site, describe_site, static_receptive_field, to_ncl
@@ -168,7 +168,7 @@ class TorchModel(Predictor, LayerProbe):
         """All capabilities, except layer probing for TorchScript modules other than nn.Sequential."""
         if is_probeable(self._module):
             return frozenset(Capability)
-        return frozenset({Capability.PREDICT, Capability.GRADIENT})
+        return frozenset({Capability.PREDICT, Capability.GRADIENT, Capability.TORCH_FUNCTION})
 
     # -- running the module ------------------------------------------------------------
     @contextlib.contextmanager
@@ -241,7 +241,7 @@ class TorchModel(Predictor, LayerProbe):
     def reduce_output(self, y: Any) -> torch.Tensor:
         """(N, T) from the module's raw output, by :attr:`output_reduction` in torch ops (gradients flow).
 
-        For methods that call :attr:`module` themselves (e.g. DeepLIFT through Captum).
+        For methods that call :attr:`module` themselves (e.g. fast ISM).
 
         Raises
         ------
@@ -404,6 +404,32 @@ class TorchModel(Predictor, LayerProbe):
                 value = self.reduce_output(self._run(x))[:, target]
                 out[sl] = self._canonical(self._input_gradient(x, value))
         return out
+
+    @contextlib.contextmanager
+    def torch_function(self) -> Iterator[TorchFunction]:
+        """The module as a differentiable function of canonical one-hot input (see :class:`TorchFunction`).
+
+        Inside the block the module is in eval mode on the chosen device and its parameters need no
+        gradient (so backward passes compute input gradients only); all of it is restored on exit,
+        even on error. ``forward`` maps (rows, 4, L) canonical tensors to the reduced (rows, T)
+        output, with the layout and alphabet order changed by torch indexing.
+        """
+        flags = [(p, p.requires_grad) for p in self._module.parameters()]
+        spec = self.input_spec
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            x = to_model_layout(x, spec.layout, model_alphabet=spec.model_alphabet, alphabet=spec.alphabet)
+            return self.reduce_output(self._run(x))
+
+        with self._session(grad=True):
+            try:
+                for p, _ in flags:
+                    p.requires_grad_(False)
+                yield TorchFunction(forward, self._device, self._dtype, "module",
+                                    traceable=not isinstance(self._module, torch.jit.ScriptModule))
+            finally:
+                for p, flag in flags:
+                    p.requires_grad_(flag)
 
     # -- LayerProbe --------------------------------------------------------------------------
     def _sites(self) -> tuple[Site, ...]:
