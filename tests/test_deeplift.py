@@ -484,3 +484,27 @@ def test_keras_twin_equals_torch():
     assert ours.provenance["torch_function"] == "translation"
     assert relative_diff(ours.arrays["hypothetical"], twin.arrays["hypothetical"]) <= 1e-4
     assert ours.delta.max() < 1e-4
+
+
+def test_every_max_form_gets_the_max_rule():
+    # max_pool1d with positional return_indices, adaptive max-pool and Tensor.max(dim): each is routed by
+    # the max rule (summation-to-delta holds; treated as linear it would not)
+    import torch.nn.functional as F
+
+    class Maxes(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.fc = nn.Conv1d(4, 5, 5), nn.Linear(5 * 3, 2)
+
+        def forward(self, x):
+            h = torch.relu(self.c(x))
+            a, _ = F.max_pool1d(h, 3, 3, 0, 1, False, True)
+            return self.fc((a[:, :, :3] + F.adaptive_max_pool1d(h, 3) + h.max(dim=2, keepdim=True).values).flatten(1))
+
+    torch.manual_seed(7)
+    net = Maxes().eval()
+    X = random_one_hot(3, 30, seed=14)
+    result = deeplift(interpkit.load(net, length=30), X, n_references=4)
+    assert result.provenance["unruled_ops"] == [] and result.delta.max() < 1e-5
+    theirs = tangermeme(net, X, deeplift_references(X, n_references=4), 1)
+    assert relative_diff(result.arrays["hypothetical"][:, 1], theirs) > 1e-3  # tangermeme: functional max is linear

@@ -117,13 +117,22 @@ def _plain(kwargs: dict) -> dict:
     return {**kwargs, "inplace": False} if kwargs.get("inplace") else kwargs
 
 
+def _indices_slot(name: str) -> int:
+    """Position of ``return_indices`` in a max-pool call's arguments."""
+    return 2 if "adaptive" in name else 6
+
+
+def _wants_indices(name: str, args: tuple, kwargs: dict) -> bool:
+    slot = _indices_slot(name)
+    return "with_indices" in name or bool(kwargs.get("return_indices")) or (len(args) > slot and bool(args[slot]))
+
+
 def _pool_call(name: str, args: tuple, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """(output, flat indices) of a max-pool call, whatever its return_indices."""
-    kwargs = {**kwargs, "return_indices": True}
-    if "with_indices" not in name and len(args) > 6 and "max_pool" in name and "adaptive" not in name:
-        args = (*args[:6], True)  # positional return_indices
-        kwargs.pop("return_indices")
-    return _POOLS[name](*args, **kwargs)
+    slot = _indices_slot(name)
+    if len(args) > slot:
+        return _POOLS[name](*args[:slot], True, *args[slot + 1:], **kwargs)
+    return _POOLS[name](*args, **{**kwargs, "return_indices": True})
 
 
 def _reduce_dims(args: tuple, kwargs: dict, ndim: int) -> tuple[tuple[int, ...], bool]:
@@ -272,9 +281,7 @@ class PairedPass(TorchFunctionMode):
         if kind == "pool":
             y, index = _pool_call(name, (zr, *args[1:]), kwargs)
             out = _Rule.apply(z, lambda: (y, lambda g: _max_rule(record, groups, zr, y, index, g, None)))
-            wants = "with_indices" in name or kwargs.get("return_indices") or (
-                len(args) > 6 and "adaptive" not in name and args[6])
-            return (out, index) if wants else out
+            return (out, index) if _wants_indices(name, args, kwargs) else out
         dims, keep = _reduce_dims(args, kwargs, z.ndim)
         y, index = _reduce_call(zr, args, kwargs)
         out = _Rule.apply(z, lambda: (y, lambda g: _max_rule(record, groups, zr, y, index, g, dims)))
