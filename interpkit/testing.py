@@ -176,8 +176,8 @@ def check_target_out_of_range(model: Predictor, X: np.ndarray) -> None:
 
 
 def check_torch_function(model: Predictor, X: np.ndarray) -> None:
-    """With TORCH_FUNCTION: ``forward`` of canonical X equals predict (1e-4 of the output scale) and is
-    differentiable with respect to X; the model predicts the same after the block."""
+    """With TORCH_FUNCTION: ``forward`` of canonical X equals predict (1e-4 of the output scale), gradients
+    reach X, parameters need no gradients inside the block, and the model predicts the same after it."""
     if Capability.TORCH_FUNCTION not in capabilities_of(model):
         return
     import torch  # a backend with TORCH_FUNCTION needs torch
@@ -188,8 +188,13 @@ def check_torch_function(model: Predictor, X: np.ndarray) -> None:
         y = fn.forward(x)
         if tuple(y.shape) != expected.shape:
             _fail(f"torch_function forward returned shape {tuple(y.shape)}; predict gives {expected.shape}")
-        if not y.requires_grad:
-            _fail("torch_function forward is not differentiable with respect to its input")
+        grad = torch.autograd.grad(y.sum(), x, allow_unused=True)[0] if y.requires_grad else None
+        if grad is None or not bool(grad.abs().sum() > 0):
+            _fail("torch_function forward is not differentiable with respect to its input (no gradient reaches x)")
+        with torch.enable_grad():
+            if fn.forward(x.detach()).requires_grad:
+                _fail("torch_function forward's output requires grad for an input that does not (parameters "
+                      "must not require gradients inside the block)")
         got = y.detach().double().cpu().numpy()
     scale = max(1.0, float(np.abs(expected).max()))
     if not np.allclose(got, expected, rtol=0, atol=1e-4 * scale):

@@ -508,3 +508,89 @@ def test_every_max_form_gets_the_max_rule():
     assert result.provenance["unruled_ops"] == [] and result.delta.max() < 1e-5
     theirs = tangermeme(net, X, deeplift_references(X, n_references=4), 1)
     assert relative_diff(result.arrays["hypothetical"][:, 1], theirs) > 1e-3  # tangermeme: functional max is linear
+
+
+class _Act(nn.Module):
+    """Conv -> an activation written one of many ways -> Linear."""
+
+    def __init__(self, act):
+        super().__init__()
+        self.c, self.fc, self.act = nn.Conv1d(4, 3, 5), nn.Linear(3 * 16, 2), act
+
+    def forward(self, x):
+        return self.fc(self.act(self.c(x)).flatten(1))
+
+
+#: The same activation, written as users write it: each must get the module form's rule.
+SAME_AS = {
+    "sigmoid": (nn.Sigmoid(), [lambda h: torch.sigmoid(input=h), lambda h: h.clone().sigmoid_(),
+                               lambda h: torch.special.expit(h)]),
+    "relu": (nn.ReLU(), [lambda h: h.clone().relu_(), lambda h: torch.relu_(h.clone()),
+                         lambda h: h.clone().clamp_(min=0), lambda h: torch.nn.functional.relu(h, inplace=True)]),
+    "logsigmoid": (nn.LogSigmoid(), [lambda h: torch.nn.functional.logsigmoid(h)]),
+}
+#: Nonlinear forms without a rule: reported by name, never silently linear.
+NO_RULE = {
+    "h * (h > 0)": lambda h: h * (h > 0),
+    "where(h > 0, h, 0.1 h)": lambda h: torch.where(h > 0, h, 0.1 * h),
+    "1 / (1 + exp(-h))": lambda h: 1 / (1 + torch.exp(-h)),
+    "h[h < 0] = 0": lambda h: h.clone().__setitem__(h < 0, 0) or h,
+    "softmax": lambda h: torch.softmax(h, dim=1),
+    "h * h": lambda h: torch.multiply(h, h),
+    "2 ** h": lambda h: 2 ** h,
+    "atan (no list of ours names it)": lambda h: torch.atan(h) * torch.cumprod(h, dim=2),
+}
+
+
+@pytest.mark.parametrize("name", SAME_AS)
+def test_functional_and_in_place_forms_get_the_module_rule(name):
+    module, forms = SAME_AS[name]
+    X = random_one_hot(2, 20, seed=15)
+    torch.manual_seed(8)
+    reference = _Act(module).eval()
+    expected = deeplift(interpkit.load(reference, length=20), X, n_references=3)
+    for form in forms:
+        net = _Act(_Lambda(form)).eval()
+        net.load_state_dict(reference.state_dict(), strict=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", InterpkitWarning)
+            got = deeplift(interpkit.load(net, length=20), X, n_references=3)
+        assert relative_diff(got.arrays["hypothetical"], expected.arrays["hypothetical"]) <= 1e-6
+
+
+class _Lambda(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, h):
+        return self.fn(h)
+
+
+@pytest.mark.parametrize("form", NO_RULE)
+def test_nonlinear_forms_without_a_rule_are_reported(form):
+    torch.manual_seed(9)
+    net = _Act(_Lambda(NO_RULE[form])).eval()
+    with pytest.warns(InterpkitWarning, match="without a DeepLIFT rule"):
+        result = deeplift(interpkit.load(net, length=20), random_one_hot(2, 20, seed=16), n_references=3)
+    assert result.provenance["unruled_ops"]
+
+
+def test_models_deeplift_cannot_pair_or_compute_are_refused():
+    class PerPosition(nn.Module):  # the batch axis folded with positions: rows no longer one per sequence
+        def __init__(self):
+            super().__init__()
+            self.c, self.fc = nn.Conv1d(4, 6, 5), nn.Linear(6, 1)
+
+        def forward(self, x):
+            h = self.c(x)
+            n, c, length = h.shape
+            h = torch.relu(h.permute(0, 2, 1).reshape(-1, c)).reshape(n, length, c)
+            return self.fc(h).sum(dim=1)
+
+    torch.manual_seed(10)
+    with pytest.raises(CapabilityError, match="reshapes its batch axis"):
+        deeplift(interpkit.load(PerPosition().eval(), length=20), random_one_hot(2, 20), n_references=2)
+    half = _Act(nn.ReLU()).eval().to(torch.float16)
+    with pytest.raises(CapabilityError, match="float16.*float32"):
+        deeplift(interpkit.load(half, length=20), random_one_hot(2, 20), n_references=2)

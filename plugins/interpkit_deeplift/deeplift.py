@@ -75,16 +75,20 @@ def deeplift_references(X: Any, *, n_references: int = 20, random_state: int = 0
 
 
 def _model_with_torch_function(model: Any) -> Predictor:
-    """The model as a Predictor with a PyTorch form, or a CapabilityError naming what would work."""
+    """The model as a Predictor with a PyTorch form, or a CapabilityError saying why not and what would work."""
     if not isinstance(model, Predictor):
         from interpkit.api import load
 
         model = load(model)
     if Capability.TORCH_FUNCTION not in capabilities_of(model):
-        backend = getattr(model, "backend_name", type(model).__name__)
-        raise CapabilityError(
-            f"deeplift needs the model as a PyTorch function (the rescale rule rewrites its backward pass), and "
-            f"model {model.name} (backend {backend!r}) has none; use ism or saliency on it.")
+        reason = "it has no PyTorch form"
+        try:
+            with model.torch_function():
+                pass
+        except CapabilityError as exc:  # the backend's own reason (untranslatable layers, ops)
+            reason = str(exc)
+        raise CapabilityError(f"deeplift needs the model as a PyTorch function (the rescale rule rewrites its "
+                              f"backward pass), and model {model.name} has none: {reason}")
     return model
 
 
@@ -262,7 +266,7 @@ def _deeplift(model: Predictor, X: np.ndarray, refs_of: Any, n_refs: int, target
               batch_size: int | None, warning_threshold: float, verbose: bool) -> AttributionResult:
     import torch
 
-    from interpkit_deeplift.rescale import bytes_per_row, multipliers
+    from interpkit_deeplift.rescale import bytes_per_row, check_pairing, paired_graph
 
     N, L = len(X), X.shape[2]
     K = len(targets)
@@ -275,10 +279,16 @@ def _deeplift(model: Predictor, X: np.ndarray, refs_of: Any, n_refs: int, target
             raise CapabilityError(
                 f"model {model.name} is compiled (TorchScript): DeepLIFT must see each of its nonlinear ops to give "
                 "them their rules. Load the Python nn.Module (its class and state_dict) with the torch backend.")
+        if fn.dtype not in (torch.float32, torch.float64):
+            raise CapabilityError(
+                f"model {model.name} computes in {str(fn.dtype).removeprefix('torch.')}, where DeepLIFT's secants "
+                "(f(x) - f(r)) / (x - r) are rounding noise; convert it to float32 first (module.float()).")
 
         def tensor(A: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(A)).to(device=fn.device, dtype=fn.dtype)
 
+        probe = X[:2] if len(X) > 1 else np.concatenate([X, X[:, :, ::-1]])
+        check_pairing(fn.forward, tensor(probe))
         if batch_size is None:
             need = bytes_per_row(fn.forward, tensor(X[:1])) * n_refs * _GRADIENT_FACTOR
             if fn.device.type == "cuda":
@@ -289,22 +299,24 @@ def _deeplift(model: Predictor, X: np.ndarray, refs_of: Any, n_refs: int, target
             xs = X[sl]
             b = len(xs)
             rp = np.asarray(refs_of(sl.start, xs), dtype=np.float32).reshape(b * n_refs, 4, L)
-            out = multipliers(fn.forward, tensor(xs), tensor(rp), targets)
-            unruled.extend(out.unruled)
+            graph = paired_graph(fn.forward, tensor(xs), tensor(rp))
+            unruled.extend(graph.unruled)
+            y_seq = graph.y_seq.double().cpu().numpy()
             if fn.source == "translation":
-                _check_translation(model, xs, out.y_seq.double().cpu().numpy(), targets)
-            m = out.m.double().cpu().numpy()  # (K, P, 4, L)
+                _check_translation(model, xs, y_seq, targets)
+            y_diff = np.repeat(y_seq, n_refs, axis=0) - graph.y_ref.double().cpu().numpy()  # (P, T)
             diff = np.repeat(xs, n_refs, axis=0).astype(np.float64) - rp
-            y_diff = (np.repeat(out.y_seq.double().cpu().numpy(), n_refs, axis=0)
-                      - out.y_ref.double().cpu().numpy())[:, list(targets)].T  # (K, P)
-            delta[sl] = np.abs(y_diff - (diff * m).sum(axis=(2, 3))).reshape(K, b, n_refs).transpose(1, 0, 2)
-            h = m - (rp * m).sum(axis=2, keepdims=True)
-            hyp[sl] = h.reshape(K, b, n_refs, 4, L).mean(axis=2).transpose(1, 0, 2, 3)
+            for k, t in enumerate(targets):  # one target at a time: memory does not grow with K
+                m = graph.multipliers(t, last=k == K - 1).double().cpu().numpy()  # (P, 4, L)
+                delta[sl, k] = np.abs(y_diff[:, t] - (diff * m).sum(axis=(1, 2))).reshape(b, n_refs)
+                h = m - (rp * m).sum(axis=1, keepdims=True)
+                hyp[sl, k] = h.reshape(b, n_refs, 4, L).mean(axis=1)
     if unruled:
         names = ", ".join(sorted(set(unruled)))
         notes.append(f"model {model.name} computes nonlinear functions without a DeepLIFT rule ({names}); there "
-                     "the multipliers are plain gradients, not the rescale rule. The convergence deltas show the "
-                     "size of the error; explain logits rather than probabilities where softmax is the cause.")
+                     "the multipliers are plain gradients (at the reference), not the rescale rule. The convergence "
+                     "deltas show the size of the error; explain logits rather than probabilities where softmax "
+                     "is the cause.")
         warnings.warn(notes[-1], InterpkitWarning, stacklevel=3)
     attributions = hyp * X[:, None]
     worst = float(delta.max())

@@ -13,23 +13,29 @@ Each nonlinear call on an input-dependent tensor gets its DeepLIFT rule:
   positions that won the max for the sequence and for the reference, divided by the input change
   (gradient at x where the input does not change).
 
-Nonlinear calls without a rule (softmax, normalisations, products of two input-dependent tensors,
-recurrent layers) are listed, and the method warns: there DeepLIFT falls back to the gradient at
-the reference.
+Every other call is classified by :mod:`interpkit_deeplift.ops`: linear ones (convolutions,
+sums, views, products with one input-dependent operand...) need no rule; nonlinear ones without
+a rule (softmax, normalisations, products of two input-dependent tensors, masks computed from
+the input, recurrent layers, anything unknown) are reported by name and differentiated as they
+are, at the reference (Captum and tangermeme take the gradient at the sequence there). In-place
+forms (``h.relu_()``) get the rule of their out-of-place op.
 
-Cost: a sequence is shared by all its references, so each batch runs the sequences once (no
-gradient) and the references once with the rules attached, then one backward pass per target
-over the references only; parameters need no gradient. Captum and tangermeme run every pair as
-two rows forward and backward.
+Cost: a sequence is shared by all its references, so each batch runs the sequences once (their
+graph is never differentiated) and the references once with the rules attached, then one
+backward pass per target over the references only; parameters need no gradient. Captum and
+tangermeme run every pair as two rows forward and backward.
 
 Rows: pass one holds b sequences, pass two their P = b x n references, sequence i's at rows
 [i n, (i + 1) n). A model may stack copies of its batch along the batch axis (in-model strand
 averaging: [x; reverse complement of x]); a tensor with c x b rows in pass one and c x P in
-pass two is taken as c stacked blocks, and the summation-to-delta check shows if that is wrong.
+pass two is taken as c stacked blocks. :func:`check_pairing` verifies that guess on the model
+before any attribution (references equal to their sequences must give equal rows at every ruled
+op) and refuses models that fold other axes into the batch.
 
-Source: Shrikumar, Greenside & Kundaje (2017) ICML, rescale rule (sec. 3.5.1) and max-pool
-handling (sec. 3.6); the max-pool routing and the fallbacks are those of Captum's DeepLift and
-tangermeme's ``deep_lift_shap``, which this engine equals on the same references.
+Source: Shrikumar, Greenside & Kundaje (2017) ICML, rescale rule (sec. 3.5.2, summation-to-delta
+eq. 1); the max-pool routing is that of Captum's DeepLift and tangermeme's ``deep_lift_shap``, and
+the fallbacks those of tangermeme (gradient at the sequence where |x - r| < 1e-6 for element-wise
+rules, where x = r for max rules), which this engine equals on the same references.
 """
 
 from __future__ import annotations
@@ -40,76 +46,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from interpkit.errors import CapabilityError
 
-__all__ = ["EPS", "Multipliers", "PairedPass", "Record", "Recorder"]
+from .ops import (
+    POOLS,
+    Tainted,
+    canonical,
+    dependent,
+    indices_slot,
+    is_linear,
+    normalize,
+    out_of_place,
+    ruled_kind,
+    tensors,
+    wants_indices,
+)
+
+__all__ = ["EPS", "PairedGraph", "bytes_per_row", "check_pairing", "paired_graph"]
 
 #: Below this input difference the element-wise rule takes the gradient (float32 secants are noise there).
 EPS = 1e-6
-
-_ELEMENTWISE = frozenset({
-    "relu", "relu6", "rrelu", "elu", "selu", "celu", "gelu", "silu", "mish", "leaky_relu", "prelu", "sigmoid",
-    "tanh", "softplus", "softshrink", "hardshrink", "tanhshrink", "logsigmoid", "softsign", "hardtanh",
-    "hardsigmoid", "hardswish", "threshold", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt",
-    "rsqrt", "square", "abs", "clamp", "clip", "clamp_min", "clamp_max", "sin", "cos", "erf", "reciprocal",
-    "pow", "__pow__", "maximum", "minimum", "fmax", "fmin",
-})
-_POOLS = {
-    "max_pool1d": F.max_pool1d, "max_pool2d": F.max_pool2d, "max_pool3d": F.max_pool3d,
-    "max_pool1d_with_indices": F.max_pool1d, "max_pool2d_with_indices": F.max_pool2d,
-    "max_pool3d_with_indices": F.max_pool3d,
-    "adaptive_max_pool1d": F.adaptive_max_pool1d, "adaptive_max_pool2d": F.adaptive_max_pool2d,
-    "adaptive_max_pool1d_with_indices": F.adaptive_max_pool1d,
-    "adaptive_max_pool2d_with_indices": F.adaptive_max_pool2d,
-}
-_REDUCTIONS = frozenset({"amax", "max"})
-#: Nonlinear calls without a rule: reported, then differentiated as they are.
-_UNRULED = frozenset({
-    "softmax", "log_softmax", "min", "amin", "logsumexp", "glu", "topk", "layer_norm", "group_norm", "rms_norm",
-    "normalize", "scaled_dot_product_attention", "multi_head_attention_forward", "lstm", "gru", "rnn_tanh",
-    "rnn_relu", "sort", "cumprod", "prod", "norm", "__rpow__",
-})
-#: Products of two tensors: nonlinear when both depend on the input.
-_PRODUCTS = frozenset({"mul", "__mul__", "__rmul__", "div", "__truediv__", "__rtruediv__", "matmul", "__matmul__",
-                       "bmm", "einsum", "bilinear"})
-
-
-def _name(func: Any) -> str:
-    """Canonical op name: ``F._threshold`` -> threshold, ``Tensor.relu_`` -> relu."""
-    name = getattr(func, "__name__", "")
-    if name.endswith("_") and not name.endswith("__"):
-        name = name[:-1]
-    return name.lstrip("_") if name.startswith("_") and not name.startswith("__") else name
-
-
-def _dependent(value: Any) -> bool:
-    return isinstance(value, torch.Tensor) and value.requires_grad and value.is_floating_point()
-
-
-def _kind(name: str, args: tuple, kwargs: dict) -> str | None:
-    """"elementwise", "pool", "reduce" (a rule applies), "unruled", or None (linear or not input-dependent)."""
-    dependent = sum(_dependent(a) for a in (*args, *kwargs.values()))
-    if not dependent:
-        return None
-    if name in _PRODUCTS:
-        return "unruled" if dependent >= 2 else None
-    nonlinear = name in _ELEMENTWISE or name in _POOLS or name in _REDUCTIONS or name in _UNRULED
-    if not nonlinear:
-        return None
-    if not _dependent(args[0]) or dependent >= 2 or name in _UNRULED:
-        return "unruled"  # e.g. 2 ** x, maximum(x, y): no rule for the input in that place
-    if name in _ELEMENTWISE:
-        return "elementwise"
-    if name in _POOLS:
-        return "pool"
-    dim = args[1] if len(args) > 1 else kwargs.get("dim")
-    if dim is None or isinstance(dim, torch.Tensor):
-        return "unruled"
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    return "unruled" if any(d % args[0].ndim == 0 for d in dims) else "reduce"
+#: Largest row mismatch accepted by :func:`check_pairing`, relative to the activation scale.
+_PAIRING_TOLERANCE = 1e-4
 
 
 def _plain(kwargs: dict) -> dict:
@@ -117,22 +77,12 @@ def _plain(kwargs: dict) -> dict:
     return {**kwargs, "inplace": False} if kwargs.get("inplace") else kwargs
 
 
-def _indices_slot(name: str) -> int:
-    """Position of ``return_indices`` in a max-pool call's arguments."""
-    return 2 if "adaptive" in name else 6
-
-
-def _wants_indices(name: str, args: tuple, kwargs: dict) -> bool:
-    slot = _indices_slot(name)
-    return "with_indices" in name or bool(kwargs.get("return_indices")) or (len(args) > slot and bool(args[slot]))
-
-
 def _pool_call(name: str, args: tuple, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """(output, flat indices) of a max-pool call, whatever its return_indices."""
-    slot = _indices_slot(name)
+    slot = indices_slot(name)
     if len(args) > slot:
-        return _POOLS[name](*args[:slot], True, *args[slot + 1:], **kwargs)
-    return _POOLS[name](*args, **{**kwargs, "return_indices": True})
+        return POOLS[name](*args[:slot], True, *args[slot + 1:], **kwargs)
+    return POOLS[name](*args, **{**kwargs, "return_indices": True})
 
 
 def _reduce_dims(args: tuple, kwargs: dict, ndim: int) -> tuple[tuple[int, ...], bool]:
@@ -157,11 +107,31 @@ def _reduce_call(z: torch.Tensor, args: tuple, kwargs: dict) -> tuple[torch.Tens
     return values, index
 
 
+class _Classifier(TorchFunctionMode):
+    """Shared by both passes: tainted tensors, and unruled calls reported by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tainted = Tainted()
+        self.unruled: list[str] = []
+
+    def _plain_call(self, func: Any, name: str, in_place: bool, args: tuple, kwargs: dict) -> Any:
+        """Run a call without a rule; report it if it is nonlinear in the input, taint what it derives."""
+        out = func(*args, **kwargs)
+        outs = [args[0]] if (in_place or name == "__setitem__") and args else list(tensors(out))
+        if any(dependent(t) for t in outs):
+            if not is_linear(name, args, kwargs, self.tainted):
+                self.unruled.append(name)
+        elif any(dependent(t) or t in self.tainted for t in tensors((args, kwargs))):
+            for t in outs:
+                self.tainted.add(t)
+        return out
+
+
 @dataclass
 class Record:
     """One ruled call of the sequences' pass: its op, input, output and max positions (b rows or c x b)."""
 
-    kind: str
     name: str
     z: torch.Tensor
     y: torch.Tensor
@@ -171,24 +141,22 @@ class Record:
     kwargs: dict = field(default_factory=dict)
 
 
-class Recorder(TorchFunctionMode):
+class Recorder(_Classifier):
     """Pass one: the sequences, recording every ruled call (input-dependent tensors require grad)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.records: list[Record] = []
-        self.unruled: list[str] = []
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
-        name = _name(func)
-        kind = _kind(name, args, kwargs)
-        if kind == "unruled":
-            self.unruled.append(name)
-        if kind is None or kind == "unruled":
-            return func(*args, **kwargs)
-        z, plain = args[0], _plain(kwargs)
-        out = func(*args, **plain)
+        args, kwargs = normalize(args, kwargs or {})
+        name, in_place = canonical(func)
+        kind = ruled_kind(name, args, kwargs, self.tainted)
+        if kind is None:
+            return self._plain_call(func, name, in_place, args, kwargs)
+        call, plain = (out_of_place(name) if in_place else func), _plain(kwargs)
+        z = args[0]
+        out = call(*args, **plain)
         with torch.no_grad():
             if kind == "pool":
                 y, index = _pool_call(name, args, kwargs)
@@ -196,8 +164,9 @@ class Recorder(TorchFunctionMode):
                 y, index = _reduce_call(z, args, kwargs)
             else:
                 y, index = out, None
-        self.records.append(Record(kind, name, z.detach(), y.detach(), index, func, args[1:], plain))
-        return out
+        self.records.append(Record(name, z.detach().clone() if in_place else z.detach(), y.detach(), index,
+                                   call, args[1:], plain))
+        return z.copy_(out) if in_place else out
 
 
 class _Rule(torch.autograd.Function):
@@ -230,7 +199,7 @@ class _Groups:
         return t.reshape(self.c, self.b, self.n, *t.shape[1:])
 
 
-class PairedPass(TorchFunctionMode):
+class PairedPass(_Classifier):
     """Pass two: the references, each ruled call paired with the sequences' record of the same call.
 
     Parameters
@@ -240,12 +209,16 @@ class PairedPass(TorchFunctionMode):
     n_seq, n_refs : int
         b sequences in pass one; pass two holds their references, sequence i's at rows
         [i n_refs, (i + 1) n_refs).
+    check : bool
+        Only check the pairing (references equal to their sequences): raise CapabilityError at
+        the first ruled call whose paired rows differ; no rules attached.
     """
 
-    def __init__(self, records: Sequence[Record], n_seq: int, n_refs: int) -> None:
+    def __init__(self, records: Sequence[Record], n_seq: int, n_refs: int, *, check: bool = False) -> None:
         super().__init__()
         self.records = records
         self.n_seq, self.n_refs = n_seq, n_refs
+        self.check = check
         self.calls = 0
 
     def _groups(self, record: Record, z: torch.Tensor) -> _Groups:
@@ -254,43 +227,55 @@ class PairedPass(TorchFunctionMode):
         if record.z.shape[0] != c * b or z.shape[0] != c * b * n or z.shape[1:] != record.z.shape[1:]:
             raise CapabilityError(
                 f"DeepLIFT cannot pair the references with their sequences at {record.name} (sequences: shape "
-                f"{tuple(record.z.shape)}, references: {tuple(z.shape)}); the model mixes rows of its batch in a way "
-                "other than stacking copies of it.")
-        return _Groups(c, b, n)
+                f"{tuple(record.z.shape)}, references: {tuple(z.shape)}): the model mixes the rows of its batch "
+                "other than by stacking copies of it, or runs in fixed-size batches. Use ism or saliency on it.")
+        groups = _Groups(c, b, n)
+        if self.check:
+            gap = float((groups.seq(record.z) - groups.ref(z.detach())).abs().max()) if z.numel() else 0.0
+            scale = max(1.0, float(record.z.abs().max())) if record.z.numel() else 1.0
+            if not gap <= _PAIRING_TOLERANCE * scale:
+                raise CapabilityError(
+                    f"DeepLIFT cannot tell which rows of {record.name}'s input belong to which sequence: the "
+                    "model reshapes its batch axis (e.g. folds positions into rows), so references equal to their "
+                    f"sequences still differ there by {gap:.3g}. Use ism or saliency on this model.")
+        return groups
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
-        name = _name(func)
-        kind = _kind(name, args, kwargs)
-        if kind is None or kind == "unruled":
-            return func(*args, **kwargs)
+        args, kwargs = normalize(args, kwargs or {})
+        name, in_place = canonical(func)
+        kind = ruled_kind(name, args, kwargs, self.tainted)
+        if kind is None:
+            return self._plain_call(func, name, in_place, args, kwargs)
         if self.calls >= len(self.records) or self.records[self.calls].name != name:
-            raise CapabilityError(f"the model's forward pass took a different path for the references than for the "
-                                  f"sequences (call {self.calls}: {name}); DeepLIFT needs one fixed graph.")
+            raise CapabilityError(f"the model's forward pass took another path for the references than for their "
+                                  f"sequences (ruled call {self.calls}: {name}); DeepLIFT needs one fixed graph "
+                                  "(no branching on the input's values). Use ism on this model.")
         record = self.records[self.calls]
         self.calls += 1
+        call, plain = (out_of_place(name) if in_place else func), _plain(kwargs)
         z = args[0]
-        zr = z.detach()
+        zr = z.detach().clone() if in_place else z.detach()
         groups = self._groups(record, z)
         if kind == "elementwise":
             def make() -> tuple:
-                y = func(zr, *args[1:], **_plain(kwargs))
+                y = call(zr, *args[1:], **plain)
                 return y, lambda g: _elementwise_rule(record, groups, zr, y, g)
 
-            return _Rule.apply(z, make)
-        if kind == "pool":
+            out = _Rule.apply(z, make)
+        elif kind == "pool":
             y, index = _pool_call(name, (zr, *args[1:]), kwargs)
             out = _Rule.apply(z, lambda: (y, lambda g: _max_rule(record, groups, zr, y, index, g, None)))
-            return (out, index) if _wants_indices(name, args, kwargs) else out
-        dims, keep = _reduce_dims(args, kwargs, z.ndim)
-        y, index = _reduce_call(zr, args, kwargs)
-        out = _Rule.apply(z, lambda: (y, lambda g: _max_rule(record, groups, zr, y, index, g, dims)))
-        values = out.squeeze(-1)
-        if keep:
-            values = values.reshape([1 if d in dims else z.shape[d] for d in range(z.ndim)])
-        if name == "max":
-            return torch.return_types.max((values, index.reshape(values.shape)))
-        return values
+            if wants_indices(func, name, args, kwargs):
+                out = (out, index)
+        else:
+            dims, keep = _reduce_dims(args, kwargs, z.ndim)
+            y, index = _reduce_call(zr, args, kwargs)
+            values = _Rule.apply(z, lambda: (y, lambda g: _max_rule(record, groups, zr, y, index, g, dims)))
+            values = values.squeeze(-1)
+            if keep:
+                values = values.reshape([1 if d in dims else z.shape[d] for d in range(z.ndim)])
+            out = torch.return_types.max((values, index.reshape(values.shape))) if name == "max" else values
+        return z.copy_(out) if in_place else out
 
 
 def _elementwise_rule(record: Record, groups: _Groups, zr: torch.Tensor, yr: torch.Tensor,
@@ -344,19 +329,31 @@ def _max_rule(record: Record, groups: _Groups, zr: torch.Tensor, yr: torch.Tenso
     return shaped.permute(*order)
 
 
-@dataclass
-class Multipliers:
-    """One batch: multipliers (T, P, 4, L) of the references' targets and the outputs of both passes."""
+class PairedGraph:
+    """One batch after both passes: outputs of the sequences and references, and per-target multipliers.
 
-    m: torch.Tensor
-    y_seq: torch.Tensor
-    y_ref: torch.Tensor
-    unruled: list[str]
+    Attributes
+    ----------
+    y_seq : tensor of shape (b, T)
+    y_ref : tensor of shape (P, T)
+    unruled : list of str
+        Names of nonlinear calls without a rule (reported by the method).
+    """
+
+    def __init__(self, y_seq: torch.Tensor, y_ref: torch.Tensor, r: torch.Tensor, unruled: list[str]) -> None:
+        self.y_seq, self._y_ref, self._r = y_seq, y_ref, r
+        self.y_ref = y_ref.detach()
+        self.unruled = unruled
+
+    def multipliers(self, target: int, *, last: bool) -> torch.Tensor:
+        """(P, 4, L) DeepLIFT multipliers of output ``target``; ``last`` frees the graph."""
+        with torch.enable_grad():
+            (m,) = torch.autograd.grad(self._y_ref[:, target].sum(), self._r, retain_graph=not last)
+        return m
 
 
-def multipliers(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, r: torch.Tensor,
-                targets: Sequence[int]) -> Multipliers:
-    """DeepLIFT multipliers of ``forward`` for each reference against its sequence.
+def paired_graph(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, r: torch.Tensor) -> PairedGraph:
+    """Both passes for sequences ``x`` and their references ``r``, ready for per-target multipliers.
 
     Parameters
     ----------
@@ -366,49 +363,76 @@ def multipliers(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
         The sequences, canonical one-hot.
     r : tensor of shape (P, 4, L)
         The references, P = b x n: sequence i's at rows [i n, (i + 1) n).
-    targets : sequence of int
 
     Returns
     -------
-    Multipliers
-        ``m[k, p]`` = d^DeepLIFT y_t / d input for target ``targets[k]``, (K, P, 4, L), with
-        sum((x - r) m) = y_t(x) - y_t(r) (summation-to-delta) when every nonlinearity has a rule.
+    PairedGraph
+        ``multipliers(t)`` are d^DeepLIFT y_t / d input, with sum((x - r) m) = y_t(x) - y_t(r)
+        (summation-to-delta) when every nonlinearity has a rule.
 
     Raises
     ------
     CapabilityError
-        When rows cannot be paired (the model mixes its batch rows) or the forward pass differs
-        between sequences and references.
+        When rows cannot be paired or the forward pass differs between sequences and references.
     """
-    recorder = Recorder()
-    with torch.enable_grad(), recorder:
-        y_seq = forward(x.detach().requires_grad_())
-    y_seq = y_seq.detach()
-    rr = r.detach().requires_grad_()
     if len(x) == 0 or len(r) % len(x):
         raise ValueError(f"{len(r)} references for {len(x)} sequences: need the same number for each.")
+    recorder = Recorder()
+    xx, rr = x.detach().requires_grad_(), r.detach().requires_grad_()
+    with torch.enable_grad(), recorder:
+        y_seq = forward(xx)
+    y_seq = y_seq.detach()
     paired = PairedPass(recorder.records, len(x), len(r) // len(x))
+    with torch.enable_grad(), paired:
+        y_ref = forward(rr)
+    _check_complete(paired, recorder, y_seq, y_ref, len(x), len(r))
+    return PairedGraph(y_seq, y_ref, rr, recorder.unruled)
+
+
+def _check_complete(paired: PairedPass, recorder: Recorder, y_seq: torch.Tensor, y_ref: torch.Tensor, b: int,
+                    p: int) -> None:
+    if paired.calls != len(recorder.records):
+        raise CapabilityError("the model's forward pass took another path for the references than for their "
+                              "sequences; DeepLIFT needs one fixed graph (no branching on the input's values). Use "
+                              "ism on this model.")
+    if y_ref.shape[0] != p or y_seq.shape[0] != b:
+        raise CapabilityError(f"the model returned {y_ref.shape[0]} rows for {p} inputs; DeepLIFT needs one output "
+                              "row per input row. Use ism on this model.")
+
+
+def check_pairing(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> None:
+    """Refuse models whose rows DeepLIFT cannot pair, and backends whose parameters need gradients.
+
+    Runs ``x`` (>= 2 distinct sequences) as sequences and, repeated twice each, as their own
+    references: at every ruled op the paired rows must be equal (see :class:`PairedPass`).
+
+    Raises
+    ------
+    CapabilityError
+        For a model that folds other axes into the batch, takes another path per input, or whose
+        output requires grad for an input that does not (its parameters need gradients, so
+        ``requires_grad`` cannot mark what depends on the input).
+    """
     with torch.enable_grad():
+        if forward(x.detach()).requires_grad:
+            raise CapabilityError("the model's torch function has parameters that require gradients; DeepLIFT "
+                                  "needs them frozen (Predictor.torch_function must set requires_grad=False).")
+        recorder = Recorder()
+        xx, r = x.detach().requires_grad_(), x.detach().repeat_interleave(2, dim=0).requires_grad_()
+        with recorder:
+            y_seq = forward(xx)
+        paired = PairedPass(recorder.records, len(x), 2, check=True)
         with paired:
-            y_ref = forward(rr)
-        if paired.calls != len(recorder.records):
-            raise CapabilityError("the model's forward pass took a different path for the references than for the "
-                                  "sequences; DeepLIFT needs one fixed graph.")
-        if y_ref.shape[0] != len(r) or y_seq.shape[0] != len(x):
-            raise CapabilityError(f"the model returned {y_ref.shape[0]} rows for {len(r)} inputs; DeepLIFT needs one "
-                                  "output row per input row.")
-        grads = []
-        for i, t in enumerate(targets):
-            (m,) = torch.autograd.grad(y_ref[:, t].sum(), rr, retain_graph=i < len(targets) - 1)
-            grads.append(m)
-    return Multipliers(torch.stack(grads), y_seq, y_ref.detach(), recorder.unruled)
+            y_ref = forward(r)
+    _check_complete(paired, recorder, y_seq, y_ref, len(x), len(r))
 
 
 def bytes_per_row(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> int:
     """Bytes of the ruled activations of one row (pass one on ``x``), for batch sizing."""
     recorder = Recorder()
+    xx = x.detach().requires_grad_()
     with torch.enable_grad(), recorder:
-        forward(x.detach().requires_grad_())
+        forward(xx)
     total = sum(rec.z.numel() * rec.z.element_size() + rec.y.numel() * rec.y.element_size()
                 for rec in recorder.records)
     return max(1, math.ceil(total / max(1, len(x))))

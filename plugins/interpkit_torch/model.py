@@ -426,7 +426,8 @@ class TorchModel(Predictor, LayerProbe):
                 for p, _ in flags:
                     p.requires_grad_(False)
                 yield TorchFunction(forward, self._device, self._dtype, "module",
-                                    traceable=not isinstance(self._module, torch.jit.ScriptModule))
+                                    traceable=not any(isinstance(m, torch.jit.ScriptModule)
+                                                      for m in self._module.modules()))
             finally:
                 for p, flag in flags:
                     p.requires_grad_(flag)
