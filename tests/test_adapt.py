@@ -50,6 +50,8 @@ def test_output_reduction_by_hand():
 def test_auto_batch_size_bounds():
     assert 1 <= auto_batch_size(10**12) <= 4096
     assert auto_batch_size(1, maximum=64) == 64
+    assert auto_batch_size(1 << 20) <= 128  # 1 MiB per sequence: the 128 MiB CPU cap
+    assert auto_batch_size(1 << 20, cap_bytes=None) >= auto_batch_size(1 << 20)
 
 
 def test_adapt_raises():
