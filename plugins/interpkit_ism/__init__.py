@@ -21,7 +21,8 @@ def register_methods() -> list[MethodSpec]:
                 Param("start", int, None, "First mutated position, 0-based; unset means 0.", min=0),
                 Param("end", int, None, "Position after the last mutated one (exclusive); unset means the "
                       "sequence length.", min=1),
-                Param("batch_size", int, None, "Variants per forward pass; unset lets the backend choose.", min=1),
+                Param("batch_size", int, None, "Variants per forward pass; unset sizes batches to the model.",
+                      min=1),
                 VERBOSE,
             ),
             source="Alipanahi et al. (2015) Nat. Biotechnol. 33:831; Zhou & Troyanskaya (2015) Nat. Methods "

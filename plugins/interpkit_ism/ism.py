@@ -38,13 +38,22 @@ def _edits(x: np.ndarray, start: int, end: int) -> tuple[np.ndarray, np.ndarray]
     return bases, positions + start
 
 
-def _fast_plan(model: Predictor) -> Any:
-    """The receptive-field plan of a qualifying PyTorch model (see :mod:`interpkit_ism.fast`), else None."""
+def _fast_plan(model: Predictor, length: int) -> Any:
+    """The compiled plan of a qualifying PyTorch model (see :mod:`interpkit_ism.fast`), else None."""
     if getattr(model, "backend_name", None) != "torch":
         return None
     from interpkit_ism.fast import plan
 
-    return plan(model)
+    return plan(model, length)
+
+
+def _naive_batch(model: Predictor, length: int, batch_size: int | None) -> int | None:
+    """``batch_size``, or for a PyTorch model on the CPU a cache-friendly one (:func:`~interpkit_ism.fast.naive_batch_size`)."""
+    if batch_size is not None or getattr(model, "backend_name", None) != "torch":
+        return batch_size
+    from interpkit_ism.fast import naive_batch_size
+
+    return naive_batch_size(model, length)
 
 
 def _naive_deltas(model: Predictor, X: np.ndarray, cols: list, start: int, end: int, batch_size: int | None,
@@ -115,7 +124,9 @@ def ism(
     batch_size : int or None
         Variants per forward pass. Variants are built in chunks of about 16 MiB of one-hot
         input (or ``batch_size`` variants if more), which the model runs in batches of
-        ``batch_size``. Default is None (the backend's choice).
+        ``batch_size``. Default is None: the fast path sizes batches to its layers, and the
+        naive path lets the backend choose (a PyTorch model on the CPU gets batches of about
+        64 MiB of activations, which stay in the CPU caches).
     verbose : bool
         Show a progress bar counting variants. Default is False.
 
@@ -153,12 +164,13 @@ def ism(
     ``_attribution_score``), which our ``hypothetical`` equals for a single target. Unlike
     tangermeme, several targets are kept apart (not averaged) and arrays cover the whole
     sequence (zero outside the window). The cost is 3 (end - start) forward passes per
-    sequence. On a PyTorch ``nn.Sequential`` CNN (local layers without padding, then a
-    global head) only the receptive-field cone of each edit is recomputed, from cached
-    reference activations (the layer-wise reuse of fastISM, Nair et al. 2022, Bioinformatics
-    38:2397; see :mod:`interpkit_ism.fast`), with results equal to the naive computation up to
-    float rounding; other models run every variant in full. ``params["ism_path"]`` says which
-    path ran ("fast" or "naive").
+    sequence. On a PyTorch CNN whose forward is a chain of module calls (``nn.Sequential``,
+    or e.g. ExplaiNN's ``final(linears(x))``: local layers, padded or not, then a head) only
+    what each edit changes is recomputed, from cached reference activations (the layer-wise
+    reuse of fastISM, Nair et al. 2022, Bioinformatics 38:2397, and yuzu, Schreiber et al.
+    2022, Bioinformatics 38:3557; see :mod:`interpkit_ism.fast`), with results equal to the
+    naive computation up to float rounding; other models run every variant in full.
+    ``params["ism_path"]`` says which path ran ("fast" or "naive").
     """
     X = check_one_hot(X, "X", length=model.input_spec.length)
     targets = resolve_targets(target, model.output_names)
@@ -169,13 +181,15 @@ def ism(
     cols = list(targets)
 
     y0 = model.predict(X, batch_size=batch_size)[:, cols].astype(np.float64)  # (N, K)
-    fast_plan = None if _FORCE_NAIVE else _fast_plan(model)
+    fast_plan = None if _FORCE_NAIVE else _fast_plan(model, length)
+    deltas = None
     if fast_plan is not None:
         from interpkit_ism.fast import fast_deltas
 
-        deltas = fast_deltas(model, fast_plan, X, cols, start, end, batch_size, verbose)
-    else:
-        deltas = _naive_deltas(model, X, cols, start, end, batch_size, verbose, y0)
+        deltas = fast_deltas(model, fast_plan, X, cols, start, end, batch_size, verbose, y0)
+    if deltas is None:
+        fast_plan = None
+        deltas = _naive_deltas(model, X, cols, start, end, _naive_batch(model, length, batch_size), verbose, y0)
 
     hypothetical = deltas - deltas.mean(axis=2, keepdims=True)
     arrays = {
