@@ -13,7 +13,7 @@ import pytest
 import torch
 from interpkit_basset.architecture import Basset
 from interpkit_explainn.architecture import ExplaiNN
-from interpkit_ism import fast
+from interpkit_ism import chain, fast, steps
 from interpkit_ism import ism as ism_module
 from interpkit_ism.ism import ism
 from torch import nn
@@ -304,20 +304,20 @@ def test_per_position_outputs_decline():
 
 def test_elementwise_check():
     x = torch.randn(2, 3, 40)
-    assert fast._is_elementwise(_Swish(), x) and fast._is_elementwise(nn.ReLU(), x)
-    assert not fast._is_elementwise(_Centre(), x)
-    assert not fast._is_elementwise(nn.Softmax(dim=1), x)
-    assert not fast._is_elementwise(_Scaled(), x)
-    assert fast._is_reshape(nn.Flatten(), x) and not fast._is_reshape(nn.AdaptiveAvgPool1d(1), x)
+    assert chain.is_elementwise(_Swish(), x) and chain.is_elementwise(nn.ReLU(), x)
+    assert not chain.is_elementwise(_Centre(), x)
+    assert not chain.is_elementwise(nn.Softmax(dim=1), x)
+    assert not chain.is_elementwise(_Scaled(), x)
+    assert chain.is_reshape(nn.Flatten(), x) and not chain.is_reshape(nn.AdaptiveAvgPool1d(1), x)
 
 
 def test_windows_hold_every_changed_output():
     # Brute force: an input change at p changes exactly the outputs whose window holds p; each layer's window must
     # hold all of them (zero padding, stride, dilation).
-    layers = [fast._Local("conv", 5, 2, 2, (4, 4)), fast._Local("maxpool", 3, 3, 1, (0, 0)),
-              fast._Local("conv", 4, 1, 1, (1, 2))]
+    layers = [steps.Local("conv", 5, 2, 2, (4, 4)), steps.Local("maxpool", 3, 3, 1, (0, 0)),
+              steps.Local("conv", 4, 1, 1, (1, 2))]
     length = 41
-    fast._windows(length, layers)
+    chain.windows(length, layers)
     changed = [np.zeros(length, dtype=bool) for _ in range(length)]
     for p in range(length):
         changed[p][p] = True
