@@ -46,7 +46,8 @@ _PARAMS = (
     Param("spacings", str, None, "Gaps in bp for spacing ('0,2,4' or 0:21); unset: 0..20.",
           accepts=_LISTS),
     Param("null", str, None, "Null model(s), comma-separated: profile, shuffle, dinuc, observed, given, "
-          "quantileI[/Q] (bin I of Q=4 by score, 1 = highest); several = robustness. Unset: given for "
+          "quantileI[/Q] (bin I of Q=4 by score, 1 = highest as in the reference code; the paper's text "
+          "numbers from the lowest); several = robustness. Unset: given for "
           "occlusion, else profile.", accepts=(list, tuple)),
     Param("n_backgrounds", int, 1000, "Backgrounds per null model.", min=1),
     Param("null_filter", str, None, "LOW,HIGH: keep backgrounds predicted strictly between these "

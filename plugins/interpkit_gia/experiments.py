@@ -25,7 +25,7 @@ from interpkit.motifs import Motif
 from interpkit.tables import Table
 from interpkit.validation import check_scalar
 from interpkit_gia.interventions import Effects, global_importance
-from interpkit_gia.nulls import Null, check_stem, default_stem, stem_loop
+from interpkit_gia.nulls import Null, check_stem, default_stem, replacement_profile, stem_loop
 from interpkit_gia.patterns import Intervention, Pattern, Placement, parse_interventions, parse_pattern
 
 __all__ = ["embed", "gc_bias", "multiple_copies", "occlusion", "positional_effect", "spacing", "stem_loop_test"]
@@ -223,7 +223,8 @@ def spacing(model: Predictor, null: Null, pattern: Any, second: Any = None, *, p
     Returns
     -------
     Effects
-        Rows: ``A`` alone, then per gap ``B@<start>`` alone and ``A+B gap <g>``. Extras, S = gaps:
+        Rows: ``A: <name>@<start>`` alone, then per gap ``B: <name>@<start>`` alone and ``A+B gap <g>``
+        (the prefixes keep labels distinct when B starts where A does, a gap of -w_A). Extras, S = gaps:
 
         - ``spacings``: (S,), int64;
         - ``together``: (S, K), float64, I(A + B);
@@ -250,9 +251,9 @@ def spacing(model: Predictor, null: Null, pattern: Any, second: Any = None, *, p
         position = max(0, (length - (a.width + max(spacings) + b.width)) // 2)
     pa = _fit(a, int(position), length, "spacing")
     starts = [_fit(b, pa + a.width + s, length, f"spacing gap {s}") for s in spacings]
-    rows = [Intervention((Placement(a, pa, strand),), label=f"{a.name}@{pa}")]
+    rows = [Intervention((Placement(a, pa, strand),), label=f"A: {a.name}@{pa}")]
     for s, pb in zip(spacings, starts):
-        rows.append(Intervention((Placement(b, pb, strand),), label=f"{b.name}@{pb}"))
+        rows.append(Intervention((Placement(b, pb, strand),), label=f"B: {b.name}@{pb}"))
         rows.append(Intervention((Placement(a, pa, strand), Placement(b, pb, strand)), label=f"A+B gap {s}"))
     eff = global_importance(model, null, rows, **common)
     local = eff.local_importance
@@ -432,12 +433,14 @@ def stem_loop_test(model: Predictor, null: Null, pattern: Any, *, stem: Any = No
 
 
 def occlusion(model: Predictor, null: Null, *, width: int = 10, positions: Sequence[int] | None = None,
-              **common: Any) -> Effects:
-    """Occlusion: each span replaced by bases drawn from the backgrounds' own position-specific frequencies.
+              background: Any = None, **common: Any) -> Effects:
+    """Occlusion: each span replaced by bases drawn from a background profile (position-specific frequencies).
 
     The local importance of a span for sequence n is f(x_n with the span resampled) - f(x_n): the effect
     of removing whatever the span holds, with the span marginalized rather than zeroed (Koo et al. 2021,
-    Discussion). Use the "given" or "observed" null to explain those very sequences.
+    Discussion). Use the "given" or "observed" null to explain those very sequences. The replacement
+    bases come from a profile that should describe many sequences: drawn from the profile of the
+    explained sequences alone, a span of one sequence would be replaced by itself (effect exactly 0).
 
     Parameters
     ----------
@@ -449,6 +452,11 @@ def occlusion(model: Predictor, null: Null, *, width: int = 10, positions: Seque
         Span length in bp. Default is 10.
     positions : sequence of int or None
         Span starts; None tiles the sequence, 0, width, 2 width, ... Default is None.
+    background : None, "uniform", ndarray of shape (4, L) or (M, 4, L)
+        Where the replacement bases come from: a (4, L) profile, one-hot sequences (M, 4, L) whose
+        position-specific profile is used (e.g. every sequence of a data set), or "uniform" (each base
+        1/4). None uses the null's own profile. Sequences (or a null) fewer than 10 give "uniform" with
+        a warning. Columns where the profile is empty (padding) keep the background base. Default is None.
     **common
         ``target``, ``batch_size``, ``random_state`` and ``verbose`` of
         :func:`~interpkit_gia.interventions.global_importance`.
@@ -461,11 +469,14 @@ def occlusion(model: Predictor, null: Null, *, width: int = 10, positions: Seque
     Raises
     ------
     InputError
-        For width < 1 or a span outside the sequence.
+        For width < 1, a span outside the sequence, or a background of the wrong shape (a profile from
+        fewer than 10 sequences is replaced by uniform frequencies, with a warning in ``Effects.warnings``).
     """
     length = null.one_hot.shape[2]
     check_scalar(width, "width", int, min_val=1, max_val=length)
     positions = list(range(0, length - width + 1, width)) if positions is None else [int(p) for p in positions]
+    profile, note = replacement_profile(null, background)
     rows = [Intervention(occlude=((p, p + width),)) for p in positions]
-    eff = global_importance(model, null, rows, **common)
-    return replace(eff, extras={"positions": np.array(positions, dtype=np.int64)})
+    eff = global_importance(model, null, rows, occlusion_profile=profile, **common)
+    return replace(eff, extras={"positions": np.array(positions, dtype=np.int64)}, warnings=eff.warnings + note)
+

@@ -30,6 +30,22 @@ EXPERIMENTS = ("kmer-scan", "global-ism", "embed", "multiple", "spacing", "posit
                "occlusion")
 #: Arrays of an experiment's extras that have a background axis, and where it is (padded across nulls).
 _BACKGROUND_AXIS = {"top_local": 1, "stem_null_predictions": 0}
+_PATTERNED = ("global-ism", "embed", "multiple", "spacing", "position", "gc-bias", "stem-loop")
+#: Experiment-specific options: (default, the experiments that use it).
+_USED_BY = {"pattern": (None, _PATTERNED), "motifs": (None, _PATTERNED),
+            "positions": (None, tuple(e for e in EXPERIMENTS if e != "stem-loop")),
+            "spacings": (None, ("spacing",)), "strand": ("+", tuple(e for e in EXPERIMENTS if e != "occlusion")),
+            "kmer_size": (6, ("kmer-scan",)), "top": (10, ("kmer-scan",)), "gc_pattern": ("GCGCGC", ("gc-bias",)),
+            "width": (10, ("occlusion",))}
+
+
+def _check_used(experiment: str, options: dict[str, Any]) -> None:
+    """Refuse an option set away from its default that ``experiment`` does not use."""
+    for name, value in options.items():
+        default, users = _USED_BY[name]
+        if experiment not in users and not (value is default or value == default):
+            raise InputError(f"{name} == {value!r} is not used by experiment {experiment!r} (only by "
+                             f"{', '.join(users)}); leave {name} out or choose one of those experiments.")
 
 
 def _ints(value: Any, name: str, *, allow_random: bool = False) -> list[int | None] | None:
@@ -231,7 +247,9 @@ def gia(
         - "position": ``pattern`` at every start (or ``positions``);
         - "gc-bias": ``pattern`` centred with ``gc_pattern`` at either end;
         - "stem-loop": ``pattern`` in the loop or stem of stem-loop backgrounds (``stem``) vs plain ones;
-        - "occlusion": spans of ``width`` bp (starting at ``positions``) resampled from the backgrounds.
+        - "occlusion": spans of ``width`` bp (starting at ``positions``) resampled from a background
+          profile: that of all sequences ``X`` for the "given" and "observed" nulls, else the null's own
+          (uniform, with a warning, when it comes from fewer than 10 sequences).
 
         Default is "kmer-scan" (the paper's ab initio first step).
     pattern : str, Motif, (4, w) PPM or sequence
@@ -305,7 +323,8 @@ def gia(
     ------
     InputError
         For X that is not one-hot of the model's length, an unknown experiment, null, strand or target,
-        a missing or malformed pattern, or positions that do not fit.
+        a missing or malformed pattern, positions that do not fit, or an option set that the experiment
+        does not use (e.g. ``spacings`` for "kmer-scan").
     InputTypeError
         For options of the wrong type.
 
@@ -326,6 +345,9 @@ def gia(
     check_scalar(gc_pattern, "gc_pattern", str)
     if batch_size is not None:
         check_scalar(batch_size, "batch_size", int, min_val=1)
+    _check_used(experiment, {"pattern": pattern, "motifs": motifs, "positions": positions, "spacings": spacings,
+                             "strand": strand, "kmer_size": kmer_size, "top": top, "gc_pattern": gc_pattern,
+                             "width": width})
     targets = resolve_targets(target, model.output_names)
     alphabet = model.input_spec.alphabet
     library = read_motif_file(motifs)
@@ -365,7 +387,8 @@ def gia(
                               gc_pattern=gc_pattern, **pat, **common)
         if experiment == "stem-loop":
             return ex.stem_loop_test(model, background, pattern, stem=stem, **pat, **common)
-        return ex.occlusion(model, background, width=width, positions=starts, **common)
+        given = X if background.name in ("given", "observed") else None  # all sequences passed, not one
+        return ex.occlusion(model, background, width=width, positions=starts, background=given, **common)
 
     effects = [one(background) for background in nulls]
     params = {"experiment": experiment, "targets": list(targets)}

@@ -11,6 +11,7 @@ in large batches, so the cost is that of the forward passes: no (R, N, 4, L) arr
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,16 +93,45 @@ class _Draw:
         return self.codes.ndim == 1
 
 
-class _Plan:
-    """Draws of every intervention, made on demand and seeded by (seed, row, placement)."""
+def _words(*parts: Any) -> list[int]:
+    """Two 32-bit words that name ``parts`` (bytes or text), for seeding a generator."""
+    h = hashlib.blake2b(digest_size=8)
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else repr(part).encode())
+        h.update(b"|")
+    d = h.digest()
+    return [int.from_bytes(d[:4], "little"), int.from_bytes(d[4:], "little")]
 
-    def __init__(self, null: Null, interventions: Sequence[Intervention], random_state: int) -> None:
+
+def _keys(row: Intervention) -> list[tuple[list[int], list[int]]]:
+    """Per placement: the key of its strand and start draws, and the key of its base draws.
+
+    Keys name what is placed, never the row: the strand and start draws depend on (strand, position,
+    width, occurrence), the base draws also on the pattern's content, so the same placement draws the
+    same in every row (A alone and A+B; a wild type and its mutants share strand and start).
+    """
+    seen: dict[tuple, int] = {}
+    out = []
+    for p in row.placements:
+        where = (p.strand, p.position, p.pattern.width)
+        slot = seen[where] = seen.get(where, -1) + 1
+        arr = p.pattern.allowed if p.pattern.allowed is not None else p.pattern.ppm
+        kind = b"allowed" if p.pattern.allowed is not None else b"ppm"
+        out.append((_words(*where, slot), _words(*where, slot, kind, arr.shape, np.ascontiguousarray(arr).tobytes())))
+    return out
+
+
+class _Plan:
+    """Draws of every intervention, made on demand and keyed by (seed, what is placed), not by row."""
+
+    def __init__(self, null: Null, interventions: Sequence[Intervention], random_state: int,
+                 occlusion_profile: np.ndarray | None = None) -> None:
         self.X = null.one_hot
         self.length = self.X.shape[2]
         self.lo, self.hi = sequence_body(self.X)
         self.interventions = interventions
         self.seed = random_state
-        self._profile: np.ndarray | None = None
+        self._profile = occlusion_profile
         self._cache: tuple[int, list[_Draw]] | None = None
         for row in interventions:
             for p in row.placements:
@@ -121,7 +151,7 @@ class _Plan:
     def _fits(self, first: int, last: int) -> np.ndarray:
         return (self.lo <= first) & (last < self.hi)
 
-    def _placement(self, p: Placement, rng: np.random.Generator) -> _Draw:
+    def _placement(self, p: Placement, where: np.random.Generator, rng: np.random.Generator) -> _Draw:
         n, w = len(self.X), p.pattern.width
         minus = None
         if p.strand == "-":
@@ -129,10 +159,10 @@ class _Plan:
         else:
             pattern = p.pattern
             if p.strand == "random":
-                minus = rng.random(n) < 0.5
+                minus = where.random(n) < 0.5
         if p.position is None:
             room = self.hi - self.lo - w + 1
-            position = self.lo + np.floor(rng.random(n) * np.maximum(room, 0)).astype(np.int64)
+            position = self.lo + np.floor(where.random(n) * np.maximum(room, 0)).astype(np.int64)
             valid = room > 0
         else:
             position, valid = p.position, None
@@ -162,10 +192,11 @@ class _Plan:
         if self._cache is None or self._cache[0] != r:
             row = self.interventions[r]
             out = []
-            for j, (a, b) in enumerate(row.occlude or ()):
-                out.append(self._occlusion(a, b, np.random.default_rng([self.seed, r, 1000 + j])))
-            for j, p in enumerate(row.placements):
-                out.append(self._placement(p, np.random.default_rng([self.seed, r, j])))
+            for a, b in row.occlude or ():
+                out.append(self._occlusion(a, b, np.random.default_rng([self.seed, *_words("occlude", a, b)])))
+            for p, (where, what) in zip(row.placements, _keys(row)):
+                out.append(self._placement(p, np.random.default_rng([self.seed, *where]),
+                                           np.random.default_rng([self.seed, *what])))
             self._cache = (r, out)
         return self._cache[1]
 
@@ -262,6 +293,7 @@ def global_importance(
     target: Any = None,
     keep_local: bool = True,
     null_predictions: np.ndarray | None = None,
+    occlusion_profile: np.ndarray | None = None,
     batch_size: int | None = None,
     random_state: int = 0,
     verbose: bool = False,
@@ -287,13 +319,18 @@ def global_importance(
         as k-mer scans need. Default is True.
     null_predictions : ndarray of shape (N, K) or None
         f(x_n) for the chosen outputs if already computed. Default is None (predicted here).
+    occlusion_profile : ndarray of shape (4, L) or None
+        Base frequencies that occluded spans are drawn from (columns summing to 1; an all-zero column
+        keeps the background base). Default is None (the null's own position-specific profile).
     batch_size : int or None
         Sequences per forward pass; None lets the backend choose. Sequences are built in chunks of
         about 16 MiB, a whole number of batches (at least one). Default is None.
     random_state : int
-        Seed of the draws (random positions, strands, IUPAC and PPM sampling, occlusion); the draws of
-        row r, placement j come from ``numpy.random.default_rng([random_state, r, j])``, so they do not
-        depend on batching. Default is 0.
+        Seed of the draws (random positions, strands, IUPAC and PPM sampling, occlusion). Draws are
+        keyed by what is placed, not by the row: a placement's strand and start come from a generator
+        seeded by (random_state, strand, position, width, occurrence in the row) and its bases from one
+        that also names the pattern's content, so identical placements draw identically in every row
+        (paired comparisons between rows) and nothing depends on batching. Default is 0.
     verbose : bool
         Progress bar over the R * N sequences. Default is False.
 
@@ -304,8 +341,8 @@ def global_importance(
     Raises
     ------
     InputError
-        For an unknown target, a fixed position that runs outside the sequence, or backgrounds whose
-        length the model does not take.
+        For an unknown target, a fixed position that runs outside the sequence, ``null_predictions``
+        or ``occlusion_profile`` of the wrong shape, or backgrounds whose length the model does not take.
     """
     check_scalar(random_state, "random_state", int, min_val=0)
     if batch_size is not None:
@@ -314,11 +351,19 @@ def global_importance(
     cols = list(targets)
     X0 = null.one_hot
     n, _, length = X0.shape
-    plan = _Plan(null, interventions, random_state)
+    if occlusion_profile is not None:
+        occlusion_profile = np.asarray(occlusion_profile, dtype=np.float64)
+        if occlusion_profile.shape != (4, length) or (occlusion_profile < 0).any():
+            raise InputError(f"occlusion_profile has shape {occlusion_profile.shape}; give base frequencies of "
+                             f"shape (4, {length}), e.g. nulls.position_profile(X).")
+    plan = _Plan(null, interventions, random_state, occlusion_profile)
     if null_predictions is None:
         y0 = model.predict(X0, batch_size=batch_size)[:, cols].astype(np.float64)
     else:
         y0 = np.asarray(null_predictions, dtype=np.float64)
+        if y0.shape != (n, len(cols)):
+            raise InputError(f"null_predictions has shape {y0.shape}; it must be (N, K) == ({n}, {len(cols)}), "
+                             "f(x_n) of the null's backgrounds for the chosen outputs (or None to predict them).")
     rows = len(interventions)
     moments = _Moments(rows, len(cols))
     local = np.full((rows, n, len(cols)), np.nan, dtype=np.float32) if keep_local else None

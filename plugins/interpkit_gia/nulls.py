@@ -26,7 +26,7 @@ from interpkit.errors import InputError, InputTypeError
 from interpkit.sequences import dinucleotide_shuffle, shuffle
 from interpkit.validation import check_one_hot, check_scalar
 
-__all__ = ["NULL_MODELS", "PAPER_NULLS", "Null", "filter_null", "make_null", "position_profile", "sequence_body",
+__all__ = ["NULL_MODELS", "PAPER_NULLS", "Null", "filter_null", "make_null", "position_profile", "replacement_profile", "sequence_body",
            "stem_loop"]
 
 #: The null families; "quantile" is written "quantileI" (bin I of 4, 1 = highest score) or "quantileI/Q".
@@ -193,8 +193,9 @@ def make_null(X: Any, kind: str = "profile", *, n: int = 1000, scores: Any = Non
         - "observed": n observed sequences as they are, a random subset (all of them if N0 <= n).
         - "given": X exactly as given, in order (``n`` is ignored): the user's own backgrounds.
         - "quantileI" or "quantileI/Q": observed sequences of bin I of Q (default 4) after ranking by
-          ``scores``, highest first (quantile1 = the top quartile, as the paper's "quartile 1"); a random
-          subset of n if the bin is larger.
+          ``scores``, highest first (quantile1 = the top quartile). This follows the reference code,
+          which sorts descending; the paper's text numbers the other way (its 1st quartile is the
+          lowest 25%). A random subset of n if the bin is larger.
 
         Observed sequences are drawn without replacement; shuffles cycle through every sequence (in a
         fresh random order each pass) when n > N0. Default is "profile".
@@ -353,11 +354,65 @@ def stem_loop(null: Null, stem: Any) -> Null:
     Raises
     ------
     InputError, InputTypeError
-        If the stem does not fit the sequences (see :func:`check_stem`).
+        If the stem does not fit the sequences (see :func:`check_stem`), or if an arm runs into the
+        leading or trailing padding of any background: pairing would write bases into the padding or
+        put N inside the body, so such backgrounds are refused rather than silently changed.
     """
     left, right, size = check_stem(stem, null.one_hot.shape[2])
+    lo, hi = sequence_body(null.one_hot)
+    bad = np.flatnonzero((lo > left) | (hi < right + size))
+    if bad.size:
+        raise InputError(f"stem == ({left}, {right}, {size}): its arms ({left}-{left + size - 1} and {right}-"
+                         f"{right + size - 1}) run into the padding of {bad.size} background(s) of null "
+                         f"{null.name!r} (e.g. #{bad[0]}, body {lo[bad[0]]}-{hi[bad[0]] - 1}); give a stem inside "
+                         "every sequence's body or leave out the padded sequences.")
     X = null.one_hot.copy()
     X[:, :, right:right + size] = X[:, ::-1, left:left + size][:, :, ::-1]  # complement = reversed alphabet axis
     return replace(null, name=f"{null.name}+stem", one_hot=X, stem=(left, right, size),
                    description=f"{null.description}; stem-loop arms {left}-{left + size - 1} and "
                                f"{right}-{right + size - 1} paired")
+
+
+#: Fewest sequences whose profile occlusion draws from without a warning.
+MIN_PROFILE = 10
+
+
+def replacement_profile(null: Null, background: Any) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The (4, L) profile occluded spans are drawn from, and any warning.
+
+    Parameters
+    ----------
+    null : Null
+        The sequences being occluded.
+    background : None, "uniform", ndarray of shape (4, L) or (M, 4, L)
+        As :func:`interpkit_gia.experiments.occlusion` reads it.
+
+    Returns
+    -------
+    profile : ndarray of shape (4, L), float64
+    warnings : tuple of str
+        One warning when the profile would come from fewer than ``MIN_PROFILE`` (10) sequences (the
+        null's or ``background``'s); uniform frequencies are used then.
+
+    Raises
+    ------
+    InputError
+        For a background of any other shape.
+    """
+    length = null.one_hot.shape[2]
+    body = position_profile(null.one_hot).sum(axis=0) > 0
+    uniform = np.where(body, 0.25, 0.0)[None].repeat(4, axis=0)
+    if isinstance(background, str) and background == "uniform":
+        return uniform, ()
+    arr = np.asarray(null.one_hot if background is None else background, dtype=np.float64)
+    if arr.ndim == 3 and arr.shape[1:] == (4, length):
+        if len(arr) >= MIN_PROFILE:
+            return position_profile(arr), ()
+        note = (f"occlusion: the background profile would come from {len(arr)} sequence(s), fewer than "
+                f"{MIN_PROFILE}; replacement bases are drawn uniformly instead (pass background= a profile or "
+                "more sequences).")
+        return uniform, (note,)
+    if arr.shape == (4, length):
+        return arr, ()
+    raise InputError(f"background has shape {arr.shape}; give a (4, {length}) profile, (M, 4, {length}) "
+                     "one-hot sequences, 'uniform' or None.")
