@@ -142,10 +142,13 @@ class Geometry:
         InputError
             For a global layer (no window).
         """
-        if self.is_global:
-            raise InputError("a global layer's outputs see the whole input; there is no window.")
+        self._require_window()
         position = max(0, -(self.start // self.jump))
         return position, self.start + position * self.jump
+
+    def _require_window(self) -> None:
+        if self.is_global:
+            raise InputError("a global layer's outputs see the whole input; there is no window.")
 
     def window(self, position: int) -> tuple[int, int]:
         """Half-open input interval [begin, end) seen by output ``position``.
@@ -155,8 +158,7 @@ class Geometry:
         InputError
             For a global layer (no window).
         """
-        if self.is_global:
-            raise InputError("a global layer's outputs see the whole input; there is no window.")
+        self._require_window()
         begin = self.start + position * self.jump
         return begin, begin + self.receptive_field
 

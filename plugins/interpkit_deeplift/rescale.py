@@ -115,6 +115,12 @@ class _Classifier(TorchFunctionMode):
         self.tainted = Tainted()
         self.unruled: list[str] = []
 
+    def _classify(self, func: Any, args: tuple, kwargs: Any) -> tuple[str, bool, str | None, tuple, dict]:
+        """(name, in_place, ruled kind or None, args, kwargs) of a call, its input moved first."""
+        args, kwargs = normalize(args, kwargs or {})
+        name, in_place = canonical(func)
+        return name, in_place, ruled_kind(name, args, kwargs, self.tainted), args, kwargs
+
     def _plain_call(self, func: Any, name: str, in_place: bool, args: tuple, kwargs: dict) -> Any:
         """Run a call without a rule; report it if it is nonlinear in the input, taint what it derives."""
         out = func(*args, **kwargs)
@@ -149,9 +155,7 @@ class Recorder(_Classifier):
         self.records: list[Record] = []
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
-        args, kwargs = normalize(args, kwargs or {})
-        name, in_place = canonical(func)
-        kind = ruled_kind(name, args, kwargs, self.tainted)
+        name, in_place, kind, args, kwargs = self._classify(func, args, kwargs)
         if kind is None:
             return self._plain_call(func, name, in_place, args, kwargs)
         call, plain = (out_of_place(name) if in_place else func), _plain(kwargs)
@@ -241,9 +245,7 @@ class PairedPass(_Classifier):
         return groups
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
-        args, kwargs = normalize(args, kwargs or {})
-        name, in_place = canonical(func)
-        kind = ruled_kind(name, args, kwargs, self.tainted)
+        name, in_place, kind, args, kwargs = self._classify(func, args, kwargs)
         if kind is None:
             return self._plain_call(func, name, in_place, args, kwargs)
         if self.calls >= len(self.records) or self.records[self.calls].name != name:
@@ -428,7 +430,20 @@ def check_pairing(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
 
 
 def bytes_per_row(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> int:
-    """Bytes of the ruled activations of one row (pass one on ``x``), for batch sizing."""
+    """Bytes per input row of the activations the rules keep (inputs and outputs of every ruled call).
+
+    Parameters
+    ----------
+    forward : callable
+        (rows, 4, L) tensor -> (rows, T) tensor.
+    x : tensor of shape (b, 4, L)
+        A few canonical one-hot sequences (one is enough).
+
+    Returns
+    -------
+    int
+        Bytes per row, >= 1, for batch sizing.
+    """
     recorder = Recorder()
     xx = x.detach().requires_grad_()
     with torch.enable_grad(), recorder:
