@@ -512,35 +512,39 @@ def test_gia_cli_writes_effects(tmp_path):
 def test_gia_raises():
     model = sum_model()
     X = random_one_hot(10, 20, random_state=18)
-    bad = {
-        "unknown experiment": (InputError, {"experiment": "scan"}),
-        "no pattern": (InputError, {"experiment": "embed"}),
-        "bad letter": (InputError, {"experiment": "embed", "pattern": "ACGZ"}),
-        "only N": (InputError, {"experiment": "embed", "pattern": "NNN"}),
-        "past the end": (InputError, {"experiment": "embed", "pattern": "ACGT@17"}),
-        "bad position": (InputError, {"experiment": "embed", "pattern": "ACGT@x"}),
-        "unknown null": (InputError, {"null": "uniform"}),
-        "empty quantile": (InputError, {"null": "quantile5/4"}),
-        "bad strand": (InputError, {"strand": "both"}),
-        "zero backgrounds": (InputError, {"n_backgrounds": 0}),
-        "float backgrounds": (InputTypeError, {"n_backgrounds": 10.0}),
-        "bad filter": (InputError, {"null_filter": "90,10"}),
-        "bad stem": (InputError, {"experiment": "stem-loop", "pattern": "ACG", "stem": "2,5,9"}),
-        "copies overlap": (InputError, {"experiment": "multiple", "pattern": "ACGT", "positions": "2,4"}),
+    bad = {  # what: (error, options, what the message must say)
+        "unknown experiment": (InputError, {"experiment": "scan"}, "experiment == 'scan', must be one of"),
+        "no pattern": (InputError, {"experiment": "embed"}, "needs a pattern, e.g. pattern="),
+        "bad letter": (InputError, {"experiment": "embed", "pattern": "ACGZ"}, "has 'Z', which is not a nucleotide"),
+        "only N": (InputError, {"experiment": "embed", "pattern": "NNN"}, "is only N"),
+        "past the end": (InputError, {"experiment": "embed", "pattern": "ACGT@17"}, "runs outside .* 0..16"),
+        "bad position": (InputError, {"experiment": "embed", "pattern": "ACGT@x"}, "must be PATTERN or PATTERN@POS"),
+        "unknown null": (InputError, {"null": "uniform"}, "null 'uniform' is unknown; use profile"),
+        "empty quantile": (InputError, {"null": "quantile5/4"}, "bin 5 of 4 does not exist"),
+        "bad strand": (InputError, {"strand": "both"}, "strand == 'both', must be one of"),
+        "zero backgrounds": (InputError, {"n_backgrounds": 0}, "n_backgrounds == 0, must be >= 1"),
+        "float backgrounds": (InputTypeError, {"n_backgrounds": 10.0}, "n_backgrounds must be int, got float"),
+        "bad filter": (InputError, {"null_filter": "90,10"}, "low percentile must be below the high one"),
+        "bad stem": (InputError, {"experiment": "stem-loop", "pattern": "ACG", "stem": "2,5,9"}, "does not fit"),
+        "copies overlap": (InputError, {"experiment": "multiple", "pattern": "ACGT", "positions": "2,4"},
+                           "overlap .* space the starts >= 4 bp apart"),
         "gc overlaps": (InputError, {"experiment": "gc-bias", "pattern": "ACGTACGTAC", "gc_pattern": "GCGCGC",
-                                     "positions": 9}),
-        "two starts": (InputError, {"experiment": "kmer-scan", "positions": "1,2", "kmer_size": 2}),
-        "bad target": (InputError, {"target": "m5"}),
-        "bad scores": (InputError, {"null": "quantile1", "scores": [1.0, 2.0]}),
-        "bad spacings": (InputError, {"experiment": "spacing", "pattern": "ACG", "spacings": "a,b"}),
+                                     "positions": 9}, "GC block at 14 overlaps the motif at 9"),
+        "two starts": (InputError, {"experiment": "kmer-scan", "positions": "1,2", "kmer_size": 2},
+                       "takes one start in positions, got 2"),
+        "bad target": (InputError, {"target": "m5"}, "neither an output index nor an output name"),
+        "bad scores": (InputError, {"null": "quantile1", "scores": [1.0, 2.0]}, "2 values for 10 sequences"),
+        "bad spacings": (InputError, {"experiment": "spacing", "pattern": "ACG", "spacings": "a,b"},
+                         "must be ints separated by ','"),
+        "bad preset": (InputError, {"preset": "mine"}, "preset == 'mine', must be one of"),
     }
-    for what, (error, options) in bad.items():
-        with pytest.raises(error):
+    for what, (error, options, message) in bad.items():
+        with pytest.raises(error, match=message):
             gia(model, X, n_backgrounds=options.pop("n_backgrounds", 20), **options)
             pytest.fail(what)
     with pytest.raises(InputError, match="swap axes"):
         gia(model, X.transpose(0, 2, 1))
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="no_such"):
         interpkit.run("gia", model, X, no_such=1)
     with pytest.raises(InputError, match="positive score"):
         kmer_alignment_motif(["ACG"], [-1.0])
@@ -616,3 +620,102 @@ def test_gia_occlusion_of_one_sequence_is_not_zero():
     x = random_one_hot(1, 30, random_state=3)
     result = gia(PWMScanModel([PWM6], ["m6"], reduction="sum"), x, experiment="occlusion", width=6)
     assert np.abs(result.arrays["local_importance"]).max() > 0.1 and any("fewer than 10" in w for w in result.warnings)
+
+
+# -- known answers of the remaining experiments -------------------------------------------------------
+class StringModel(Predictor):
+    """A model written as a function of the sequence string (ACGT), for experiments with a planted rule."""
+
+    input_spec = InputSpec()
+    output_names = ("out",)
+
+    def __init__(self, rule) -> None:
+        self.rule = rule
+
+    def predict(self, X, *, batch_size=None):
+        X = check_one_hot(X)
+        return np.array([[self.rule("".join(BASES[c] for c in x.argmax(axis=0)))] for x in X], dtype=np.float32)
+
+
+def starts_of(seq: str, word: str) -> list[int]:
+    return [i for i in range(len(seq) - len(word) + 1) if seq[i:i + len(word)] == word]
+
+
+def test_positional_effect_follows_a_positional_window():
+    # The site counts only when it starts in 10..19: the effect is 1 there and 0 elsewhere.
+    model = StringModel(lambda s: float(any(10 <= i < 20 for i in starts_of(s, "TGACTC"))))
+    X = random_one_hot(300, 40, random_state=21)
+    result = gia(model, X, experiment="position", pattern="TGACTC", null="given")
+    gi = result.arrays["global_importance"][0, :, 0]
+    inside = np.isin(np.arange(35), np.arange(10, 20))
+    assert result.arrays["positions"][0].tolist() == list(range(35))
+    assert np.all(gi[inside] > 0.95) and np.all(np.abs(gi[~inside]) < 0.02)
+
+
+def test_spacing_interaction_peaks_at_the_preferred_gap():
+    # Each site adds 0.2; the pair adds 1 more only when B starts exactly 5 bp after A ends.
+    def rule(s: str) -> float:
+        a, b = starts_of(s, "CACGTG"), starts_of(s, "TTATCA")
+        return 0.2 * (len(a) + len(b)) + float(any(j - (i + 6) == 5 for i in a for j in b))
+    X = random_one_hot(300, 60, random_state=22)
+    result = spacing(StringModel(rule), make_null(X, "given"), "CACGTG", "TTATCA", position=10, spacings=range(11))
+    inter, se = result.extras["interaction"][:, 0], result.extras["interaction_se"][:, 0]
+    assert result.extras["spacings"].tolist() == list(range(11)) and int(np.argmax(inter)) == 5
+    assert inter[5] > 0.95 and np.all(np.abs(np.delete(inter, 5)) < 0.02) and se[5] < 0.02
+    np.testing.assert_allclose(result.extras["expected"][:, 0], 0.4, atol=0.02)  # two sites, 0.2 each
+
+
+def test_stem_loop_experiment_finds_a_loop_preference():
+    # The motif counts only inside the loop of a formed hairpin, weighted by the fraction of paired arms.
+    left, right, size = 8, 24, 9  # the default stem for 41 nt
+    def rule(s: str) -> float:
+        paired = np.mean([s[left + t] == revcomp(s[right + size - 1 - t]) for t in range(size)])
+        return paired * float(any(left + size <= i <= right - 5 for i in starts_of(s, "GCTGG")))
+    X = random_one_hot(400, 41, random_state=23)
+    result = gia(StringModel(rule), X, experiment="stem-loop", pattern="GCTGG", null="given")
+    gi = result.arrays["global_importance"][0, :, 0]
+    assert result.rows == ("loop (plain)", "stem (plain)", "loop (stem-loop)", "stem (stem-loop)")
+    assert result.arrays["stem"][0].tolist() == [left, right, size]
+    assert gi[2] > 0.99 and abs(gi[3]) < 0.01 and abs(gi[1]) < 0.01
+    assert gi[0] == pytest.approx(0.25, abs=0.04)  # random arms: a quarter of the pairs hold by chance
+    p = result.arrays["p_value"][0]
+    assert p[0, 0] < 1e-10 and p[1, 0] < 1e-10  # loop beats stem; the hairpin beats the plain background
+
+
+def test_presets_of_the_paper_and_the_reference_code():
+    model = sum_model()
+    X = random_one_hot(40, 41, random_state=24)
+    kw = {"n_backgrounds": 20, "pattern": "ACGTAC"}
+    ref = gia(model, X, experiment="multiple", preset="reference", **kw)
+    assert ref.rows[:3] == ("1x", "2x", "3x") and ref.params["positions"] == [4, 12, 20]
+    assert gia(model, X, experiment="multiple", preset="paper", **kw).params["positions"] == [3, 10, 17]
+    gc = gia(model, X, experiment="gc-bias", preset="paper", **kw)
+    assert gc.params["positions"] == [17] and gc.params["gc_positions"] == (34, 0)
+    assert gia(model, X, experiment="gc-bias", gc_positions="30,1", **kw).params["gc_positions"] == [30, 1]
+    loop = gia(model, X, experiment="stem-loop", preset="paper", pattern="ACGTA", n_backgrounds=20)
+    assert loop.arrays["stem"][0].tolist() == [5, 22, 11]
+    assert gia(model, X, experiment="kmer-scan", kmer_size=2, preset="reference",
+               n_backgrounds=10).params["positions"] == [17]
+    with pytest.raises(InputError, match="41-nt RNAcompete sequences, but this model takes 40 bp"):
+        gia(model, X[:, :, :40], experiment="multiple", preset="paper", **kw)
+    with pytest.raises(InputError, match="gc_positions .* must be two starts"):
+        gia(model, X, experiment="gc-bias", gc_positions="30", **kw)
+    with pytest.raises(InputError, match="preset .* not used by experiment 'occlusion'"):
+        gia(model, X, experiment="occlusion", preset="paper", n_backgrounds=20)
+
+
+def test_gc_bias_is_nan_where_the_motif_does_nothing_and_the_scan_refuses_minus():
+    X = random_one_hot(100, 40, random_state=25)
+    result = gc_bias(GCEnhanced(), make_null(X, "given"), "AAAAAA")  # not the model's site
+    assert np.isnan(result.extras["relative_change"]).all() and "no measurable effect" in result.warnings[0]
+    assert np.all(np.abs(result.extras["change"]) < 0.05)
+    with pytest.raises(InputError, match="strand '-' scans the same"):
+        gia(sum_model(), X[:, :, :20], kmer_size=2, strand="-", n_backgrounds=10)
+
+
+def test_direct_calls_record_every_option():
+    result = gia(sum_model(), random_one_hot(20, 20, random_state=26), experiment="embed", pattern="ACGT@3",
+                 n_backgrounds=10, null_filter="10,90")
+    p = result.params
+    assert p["pattern"] == "ACGT@3" and p["n_backgrounds"] == 10 and p["null_filter"] == (10.0, 90.0)
+    assert p["random_state"] == 0 and p["preset"] == "centred" and p["nulls"] == ["profile"]

@@ -22,10 +22,15 @@ from interpkit import (
     hookimpl,
 )
 
-__all__ = ["register_methods"]
+__all__ = ["EXPERIMENTS", "PRESET_NAMES", "register_methods"]
 
-_EXPERIMENTS = ("kmer-scan", "global-ism", "embed", "multiple", "spacing", "position", "gc-bias", "stem-loop",
-                "occlusion")
+#: The experiments, as ``experiment=`` (``--experiment``) names them.
+EXPERIMENTS = ("kmer-scan", "global-ism", "embed", "multiple", "spacing", "position", "gc-bias", "stem-loop",
+               "occlusion")
+#: Where unset positions come from: the sequence length, or the paper's / reference code's 41-nt values.
+PRESET_NAMES = ("centred", "paper", "reference")
+#: "+": the pattern as given; "-": its reverse complement; "random": either, drawn per background.
+STRANDS = ("+", "-", "random")
 _LISTS = (int, np.integer, list, tuple)
 
 
@@ -33,7 +38,7 @@ _LISTS = (int, np.integer, list, tuple)
 _PARAMS = (
     Param("experiment", str, "kmer-scan", "kmer-scan (all 4^k k-mers; top k-mers, alignment motif, "
           "global ISM), global-ism, embed, multiple (copies), spacing, position, gc-bias, stem-loop, "
-          "occlusion.", choices=_EXPERIMENTS),
+          "occlusion.", choices=EXPERIMENTS),
     Param("pattern", str, None, "Pattern(s): sequences (IUPAC drawn per background; N keeps the "
           "background) or motif ids from --motifs (PPM sampled per background); rows separated by "
           "',', patterns of one row joined by '+', each PATTERN[@START|@random].",
@@ -43,6 +48,9 @@ _PARAMS = (
     Param("positions", str, None, "0-based start(s): one for kmer-scan, global-ism, embed ('random' "
           "allowed), spacing, gc-bias; several ('3,10,16' or START:STOP[:STEP]) for multiple, "
           "position, occlusion; unset: each experiment's default (centre, ...).", accepts=_LISTS),
+    Param("preset", str, "centred", "Where unset positions, GC positions and stems come from: centred (from "
+          "the sequence length), paper or reference (the 41-nt values of Koo et al. 2021's text or of its "
+          "code; 41-bp models only).", choices=PRESET_NAMES),
     Param("spacings", str, None, "Gaps in bp for spacing ('0,2,4' or 0:21); unset: 0..20.",
           accepts=_LISTS),
     Param("null", str, None, "Null model(s), comma-separated: profile, shuffle, dinuc, observed, given, "
@@ -59,10 +67,12 @@ _PARAMS = (
           "pairs), or the structure stem-loop tests (unset there: centred 9-bp arms, 7-bp loop).",
           accepts=(list, tuple)),
     Param("strand", str, "+", "Strand of every pattern: +, - (reverse complement) or random (per "
-          "background).", choices=("+", "-", "random")),
+          "background).", choices=STRANDS),
     Param("kmer_size", int, 6, "k of the k-mer scan (4^k k-mers).", min=1, max=10),
     Param("top", int, 10, "Top k-mers kept per output (aligned into the motif).", min=1),
     Param("gc_pattern", str, "GCGCGC", "GC block of the gc-bias test."),
+    Param("gc_positions", str, None, "RIGHT,LEFT starts of the GC block (gc-bias); unset: flush with "
+          "each end (or the preset's).", accepts=_LISTS),
     Param("width", int, 10, "Occluded span in bp.", min=1),
     TARGETS,
     BATCH_SIZE,

@@ -26,16 +26,79 @@ from interpkit.tables import Table
 from interpkit.validation import check_scalar
 from interpkit_gia.interventions import Effects, global_importance
 from interpkit_gia.nulls import Null, check_stem, default_stem, replacement_profile, stem_loop
-from interpkit_gia.patterns import Intervention, Pattern, Placement, parse_interventions, parse_pattern
+from interpkit_gia.patterns import (
+    Intervention,
+    Pattern,
+    Placement,
+    centre,
+    check_fits,
+    parse_interventions,
+    parse_pattern,
+)
 
-__all__ = ["embed", "gc_bias", "multiple_copies", "occlusion", "positional_effect", "spacing", "stem_loop_test"]
+__all__ = ["PRESETS", "embed", "gc_bias", "multiple_copies", "occlusion", "positional_effect", "preset_defaults",
+           "spacing", "stem_loop_test"]
+
+#: Positions of the paper and of its reference code, both for 41-nt RNAcompete sequences (0-based starts;
+#: stem = (left, right, size)). "paper": the text and figure legends of Koo et al. 2021 (k-mers at 18-24,
+#: copies at 4-9, 11-16 and 18-23, Watson-Crick pairs 6-16 with 23-33, GC at 1-7 and 35-41, all 1-based);
+#: the paper gives no positional-effect starts, so both use the reference code's. "reference":
+#: p-koo/residualbind's defaults and notebooks (``position=17``, copies 4, 12, 20, GC at 34 and 2,
+#: ``set_hairpin_null(7, 23, 9)``; its ``embed_pattern_hairpin`` re-paired an 8/24 stem instead, a bug
+#: not reproduced). The "centred" preset (the default) derives every position from the sequence length.
+PRESETS = {
+    "paper": {"start": 17, "copies": (3, 10, 17), "slide": (3, 10, 16, 22, 28, 34), "gc_positions": (34, 0),
+              "stem": (5, 22, 11)},
+    "reference": {"start": 17, "copies": (4, 12, 20), "slide": (3, 10, 16, 22, 28, 34), "gc_positions": (34, 2),
+                  "stem": (7, 23, 9)},
+}
+#: The sequence length the presets were written for (RNAcompete 2013 probes, centre-padded).
+PRESET_LENGTH = 41
 
 
-def _fit(pattern: Pattern, position: int, length: int, what: str) -> int:
-    if not 0 <= position <= length - pattern.width:
-        raise InputError(f"{what}: pattern {pattern.name} ({pattern.width} bp) at {position} does not fit a "
-                         f"{length}-bp sequence; give a start in 0..{length - pattern.width}.")
-    return position
+def preset_defaults(preset: str, experiment: str, length: int) -> dict[str, Any]:
+    """Default ``positions``, ``gc_positions`` and ``stem`` of an experiment under a preset.
+
+    Parameters
+    ----------
+    preset : {"centred", "paper", "reference"}
+        "centred": nothing (each experiment centres its patterns in the sequence); "paper" and
+        "reference": :data:`PRESETS`.
+    experiment : str
+        An experiment name, as :func:`interpkit_gia.gia.gia` takes it.
+    length : int
+        The model's input length in bp.
+
+    Returns
+    -------
+    dict
+        Keys among ``positions`` (list of int), ``gc_positions`` ((right, left)) and ``stem``
+        ((left, right, size)), only those the experiment uses.
+
+    Raises
+    ------
+    InputError
+        For a "paper" or "reference" preset on a model whose input is not 41 bp (their positions mean
+        "centre" and "3' end" only there).
+    """
+    if preset == "centred":
+        return {}
+    if length != PRESET_LENGTH:
+        raise InputError(f"preset {preset!r} holds the positions of the paper's {PRESET_LENGTH}-nt RNAcompete "
+                         f"sequences, but this model takes {length} bp; use preset='centred' (positions from the "
+                         "sequence length) or give positions explicitly.")
+    values = PRESETS[preset]
+    if experiment in ("kmer-scan", "global-ism", "embed", "spacing"):
+        return {"positions": [values["start"]]}
+    if experiment == "multiple":
+        return {"positions": list(values["copies"])}
+    if experiment == "position":
+        return {"positions": list(values["slide"])}
+    if experiment == "gc-bias":
+        return {"positions": [values["start"]], "gc_positions": values["gc_positions"]}
+    if experiment == "stem-loop":
+        return {"stem": values["stem"]}
+    return {}
 
 
 def _paired(local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -152,9 +215,9 @@ def multiple_copies(model: Predictor, null: Null, pattern: Any, *, positions: Se
     length, w = null.one_hot.shape[2], pat.width
     if positions is None:
         span = 3 * w + 4
-        start = max(0, (length - span) // 2)
+        start = centre(length, span)
         positions = [start, start + w + 2, start + 2 * (w + 2)]
-    positions = [_fit(pat, int(p), length, "multiple") for p in positions]
+    positions = [check_fits(pat, int(p), length, "multiple") for p in positions]
     if len(positions) < 2:
         raise InputError(f"multiple needs >= 2 positions, got {positions}.")
     ordered = sorted(positions)
@@ -248,9 +311,9 @@ def spacing(model: Predictor, null: Null, pattern: Any, second: Any = None, *, p
     if not spacings:
         raise InputError("spacings is empty; give gaps in bp, e.g. spacings='0,2,4,8'.")
     if position is None:
-        position = max(0, (length - (a.width + max(spacings) + b.width)) // 2)
-    pa = _fit(a, int(position), length, "spacing")
-    starts = [_fit(b, pa + a.width + s, length, f"spacing gap {s}") for s in spacings]
+        position = centre(length, a.width + max(spacings) + b.width)
+    pa = check_fits(a, int(position), length, "spacing")
+    starts = [check_fits(b, pa + a.width + s, length, f"spacing gap {s}") for s in spacings]
     rows = [Intervention((Placement(a, pa, strand),), label=f"A: {a.name}@{pa}")]
     for s, pb in zip(spacings, starts):
         rows.append(Intervention((Placement(b, pb, strand),), label=f"B: {b.name}@{pb}"))
@@ -301,7 +364,7 @@ def positional_effect(model: Predictor, null: Null, pattern: Any, *,
     pat = _single(pattern, motifs, "position")
     length = null.one_hot.shape[2]
     positions = list(range(length - pat.width + 1)) if positions is None else [int(p) for p in positions]
-    rows = [Intervention((Placement(pat, _fit(pat, p, length, "position"), strand),)) for p in positions]
+    rows = [Intervention((Placement(pat, check_fits(pat, p, length, "position"), strand),)) for p in positions]
     eff = global_importance(model, null, rows, **common)
     return replace(eff, extras={"positions": np.array(positions, dtype=np.int64)})
 
@@ -334,12 +397,16 @@ def gc_bias(model: Predictor, null: Null, pattern: Any, *, position: int | None 
     Effects
         Rows, as Fig 4c: ``GC right``, ``motif``, ``motif + GC right``, ``motif + GC left``. Extras:
 
-        - ``relative_change``: (2, K), float64, (I(motif + GC) - I(motif)) / I(motif) for GC right and
-          left (the paper's GC-bias effect size, Fig 4d, with the opposite sign);
+        - ``change``: (2, K), float64, I(motif + GC) - I(motif) for GC right and left, in output units;
+        - ``relative_change``: (2, K), float64, ``change / I(motif)``. The paper's GC-bias effect size
+          (Fig 4d) is I(motif + GC) / I(motif), this plus 1; its difference between the ends (Fig 4e)
+          is ``relative_change[1] - relative_change[0]``. NaN for an output where the motif alone has
+          no measurable effect (|I(motif)| < 2 standard errors), with a warning: a ratio to noise
+          means nothing there;
         - ``p_value``: (2, K), float64, paired t-test of motif + GC (right, left) against the motif alone
           over the same backgrounds (the reference code used Welch's unpaired test).
 
-        Table ``tests``: target, comparison, relative_change, p_value.
+        Table ``tests``: target, comparison, change, relative_change, p_value.
 
     Raises
     ------
@@ -349,10 +416,10 @@ def gc_bias(model: Predictor, null: Null, pattern: Any, *, position: int | None 
     motif = _single(pattern, motifs, "gc-bias")
     gc = parse_pattern(gc_pattern, name="gc_pattern")
     length = null.one_hot.shape[2]
-    pm = _fit(motif, (length - motif.width) // 2 if position is None else int(position), length, "gc-bias")
+    pm = check_fits(motif, centre(length, motif.width) if position is None else int(position), length, "gc-bias")
     right, left = (length - gc.width, 0) if gc_positions is None else (int(gc_positions[0]), int(gc_positions[1]))
     for p in (right, left):
-        _fit(gc, p, length, "gc-bias")
+        check_fits(gc, p, length, "gc-bias")
         if p < pm + motif.width and pm < p + gc.width:
             raise InputError(f"the GC block at {p} overlaps the motif at {pm}; move one of them.")
     m = Placement(motif, pm, strand)
@@ -361,14 +428,19 @@ def gc_bias(model: Predictor, null: Null, pattern: Any, *, position: int | None 
             Intervention((m, Placement(gc, left)), label="motif + GC left")]
     eff = global_importance(model, null, rows, **common)
     gi, local = eff.global_importance, eff.local_importance
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rel = (gi[2:4] - gi[1]) / gi[1]
-    p = np.stack([_paired_p(local[2], local[1]), _paired_p(local[3], local[1])])
+    change = np.stack([_paired(local[2] - local[1])[0], _paired(local[3] - local[1])[0]])
     names = _names(model, eff)
-    table = Table(("target", "comparison", "relative_change", "p_value"), tuple(
-        (names[t], f"motif + GC {side} vs motif", rel[i, t], p[i, t])
+    measurable = np.abs(gi[1]) >= 2 * np.nan_to_num(eff.standard_error[1], nan=np.inf)  # (K,)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.where(measurable, change / gi[1], np.nan)
+    notes = tuple(f"gc-bias: the motif alone has no measurable effect on {names[t]} (|{gi[1, t]:.3g}| < 2 x "
+                  f"{eff.standard_error[1, t]:.3g}); its relative change is NaN." for t in np.flatnonzero(~measurable))
+    p = np.stack([_paired_p(local[2], local[1]), _paired_p(local[3], local[1])])
+    table = Table(("target", "comparison", "change", "relative_change", "p_value"), tuple(
+        (names[t], f"motif + GC {side} vs motif", change[i, t], rel[i, t], p[i, t])
         for t in range(len(names)) for i, side in enumerate(("right", "left"))))
-    return replace(eff, extras={"relative_change": rel, "p_value": p}, tables={"tests": table})
+    return replace(eff, extras={"change": change, "relative_change": rel, "p_value": p}, tables={"tests": table},
+                   warnings=eff.warnings + notes)
 
 
 def stem_loop_test(model: Predictor, null: Null, pattern: Any, *, stem: Any = None, strand: str = "+",
@@ -410,8 +482,8 @@ def stem_loop_test(model: Predictor, null: Null, pattern: Any, *, stem: Any = No
     if motif.width > loop or motif.width > size:
         raise InputError(f"motif {motif.name} ({motif.width} bp) is longer than the loop ({loop} bp) or the arms "
                          f"({size} bp); choose a larger stem=LEFT,RIGHT,SIZE.")
-    in_loop = left + size + (loop - motif.width) // 2
-    in_stem = left + (size - motif.width) // 2
+    in_loop = left + size + centre(loop, motif.width)
+    in_stem = left + centre(size, motif.width)
     rows = [Intervention((Placement(motif, in_loop, strand),), label="loop"),
             Intervention((Placement(motif, in_stem, strand),), label="stem")]
     plain = global_importance(model, null, rows, **common)

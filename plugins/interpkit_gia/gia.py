@@ -12,22 +12,20 @@ from typing import Any
 
 import numpy as np
 
-from interpkit import Predictor, resolve_targets
+from interpkit import Motif, Predictor, resolve_targets
 from interpkit.errors import InputError, InputTypeError
 from interpkit.tables import Table
 from interpkit.validation import check_choice, check_one_hot, check_scalar
+from interpkit_gia import EXPERIMENTS, PRESET_NAMES, STRANDS
 from interpkit_gia import experiments as ex
 from interpkit_gia.interventions import Effects
 from interpkit_gia.kmers import global_ism, kmer_scan
 from interpkit_gia.nulls import PAPER_NULLS, Null, check_null_name, filter_null, make_null, stem_loop
-from interpkit_gia.patterns import STRANDS, read_motif_file
+from interpkit_gia.patterns import read_motif_file
 from interpkit_gia.result import GIAResult
 
 __all__ = ["EXPERIMENTS", "gia", "robustness"]
 
-#: The experiments, as ``experiment=`` (``--experiment``) names them.
-EXPERIMENTS = ("kmer-scan", "global-ism", "embed", "multiple", "spacing", "position", "gc-bias", "stem-loop",
-               "occlusion")
 #: Arrays of an experiment's extras that have a background axis, and where it is (padded across nulls).
 _BACKGROUND_AXIS = {"top_local": 1, "stem_null_predictions": 0}
 _PATTERNED = ("global-ism", "embed", "multiple", "spacing", "position", "gc-bias", "stem-loop")
@@ -36,7 +34,8 @@ _USED_BY = {"pattern": (None, _PATTERNED), "motifs": (None, _PATTERNED),
             "positions": (None, tuple(e for e in EXPERIMENTS if e != "stem-loop")),
             "spacings": (None, ("spacing",)), "strand": ("+", tuple(e for e in EXPERIMENTS if e != "occlusion")),
             "kmer_size": (6, ("kmer-scan",)), "top": (10, ("kmer-scan",)), "gc_pattern": ("GCGCGC", ("gc-bias",)),
-            "width": (10, ("occlusion",))}
+            "gc_positions": (None, ("gc-bias",)), "width": (10, ("occlusion",)),
+            "preset": ("centred", tuple(e for e in EXPERIMENTS if e != "occlusion"))}
 
 
 def _check_used(experiment: str, options: dict[str, Any]) -> None:
@@ -150,6 +149,19 @@ def _pair(pattern: Any) -> tuple[Any, Any]:
     return pattern, None
 
 
+def _describe(value: Any) -> Any:
+    """A JSON-safe record of an option: strings, numbers and lists as given, arrays and motifs by shape or id."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, Motif):
+        return value.id
+    if isinstance(value, np.ndarray):
+        return f"array{value.shape}"
+    if isinstance(value, (list, tuple)):
+        return [_describe(v) for v in value]
+    return str(value)
+
+
 def _pad(arr: np.ndarray, axis: int, size: int, fill: Any) -> np.ndarray:
     if arr.shape[axis] == size:
         return arr
@@ -207,6 +219,7 @@ def gia(
     pattern: Any = None,
     motifs: Any = None,
     positions: Any = None,
+    preset: str = "centred",
     spacings: Any = None,
     null: Any = None,
     n_backgrounds: int = 1000,
@@ -217,6 +230,7 @@ def gia(
     kmer_size: int = 6,
     top: int = 10,
     gc_pattern: str = "GCGCGC",
+    gc_positions: Any = None,
     width: int = 10,
     target: Any = None,
     batch_size: int | None = None,
@@ -262,7 +276,12 @@ def gia(
     positions : int, sequence of int, str or None
         Starts (0-based), per experiment: one start for kmer-scan, global-ism, embed (or "random"),
         spacing (pattern A) and gc-bias; several for multiple, position and occlusion; "3,10,16" or
-        "0:41:5" as a string. Default is None (each experiment's default, see its function).
+        "0:41:5" as a string. Default is None (the preset's, see ``preset``).
+    preset : {"centred", "paper", "reference"}
+        Where unset ``positions``, ``gc_positions`` and ``stem`` come from: "centred" derives them from
+        the sequence length (each experiment's default, see its function); "paper" and "reference" use
+        the 41-nt positions of Koo et al. 2021's text or of its reference code
+        (:data:`~interpkit_gia.experiments.PRESETS`; models with 41-bp inputs only). Default is "centred".
     spacings : sequence of int, str or None
         Gaps in bp for "spacing". Default is None (0..20).
     null : str, sequence of str or None
@@ -290,6 +309,9 @@ def gia(
         Top k-mers kept per output. Default is 10.
     gc_pattern : str
         GC block for "gc-bias". Default is "GCGCGC".
+    gc_positions : (int, int), str or None
+        (right, left) starts of the GC block for "gc-bias", e.g. "34,0". Default is None (flush with each
+        end, or the preset's).
     width : int
         Span for "occlusion", bp. Default is 10.
     target : None, int, str or sequence
@@ -322,9 +344,10 @@ def gia(
     Raises
     ------
     InputError
-        For X that is not one-hot of the model's length, an unknown experiment, null, strand or target,
-        a missing or malformed pattern, positions that do not fit, or an option set that the experiment
-        does not use (e.g. ``spacings`` for "kmer-scan").
+        For X that is not one-hot of the model's length, an unknown experiment, null, strand, preset or
+        target, a missing or malformed pattern, positions that do not fit, a "paper"/"reference" preset
+        on a model that does not take 41 bp, strand "-" for "kmer-scan" (the same 4^k sequences as "+"),
+        or an option set that the experiment does not use (e.g. ``spacings`` for "kmer-scan").
     InputTypeError
         For options of the wrong type.
 
@@ -339,6 +362,7 @@ def gia(
     X = check_one_hot(X, "X", length=model.input_spec.length)
     check_choice(experiment, "experiment", EXPERIMENTS)
     check_choice(strand, "strand", STRANDS)
+    check_choice(preset, "preset", PRESET_NAMES)
     check_scalar(n_backgrounds, "n_backgrounds", int, min_val=1)
     check_scalar(random_state, "random_state", int, min_val=0)
     check_scalar(top, "top", int, min_val=1)
@@ -347,11 +371,16 @@ def gia(
         check_scalar(batch_size, "batch_size", int, min_val=1)
     _check_used(experiment, {"pattern": pattern, "motifs": motifs, "positions": positions, "spacings": spacings,
                              "strand": strand, "kmer_size": kmer_size, "top": top, "gc_pattern": gc_pattern,
-                             "width": width})
+                             "gc_positions": gc_positions, "width": width, "preset": preset})
     targets = resolve_targets(target, model.output_names)
     alphabet = model.input_spec.alphabet
     library = read_motif_file(motifs)
-    starts = _ints(positions, "positions", allow_random=experiment == "embed")
+    defaults = ex.preset_defaults(preset, experiment, X.shape[2])
+    starts = _ints(positions, "positions", allow_random=experiment == "embed") or defaults.get("positions")
+    gc_at = _ints(gc_positions, "gc_positions") or defaults.get("gc_positions")
+    if gc_at is not None and len(gc_at) != 2:
+        raise InputError(f"gc_positions == {gc_positions!r} must be two starts, RIGHT,LEFT, e.g. '34,0'.")
+    stem = defaults.get("stem") if stem is None else stem
     gaps = _ints(spacings, "spacings")
     names = _null_names(null, experiment)
     filt = _percentiles(null_filter)
@@ -384,14 +413,19 @@ def gia(
             return ex.positional_effect(model, background, pattern, positions=starts, **pat, **common)
         if experiment == "gc-bias":
             return ex.gc_bias(model, background, pattern, position=_one(starts, "positions", experiment),
-                              gc_pattern=gc_pattern, **pat, **common)
+                              gc_pattern=gc_pattern, gc_positions=gc_at, **pat, **common)
         if experiment == "stem-loop":
             return ex.stem_loop_test(model, background, pattern, stem=stem, **pat, **common)
         given = X if background.name in ("given", "observed") else None  # all sequences passed, not one
         return ex.occlusion(model, background, width=width, positions=starts, background=given, **common)
 
     effects = [one(background) for background in nulls]
-    params = {"experiment": experiment, "targets": list(targets)}
+    params = {"experiment": experiment, "targets": list(targets), "pattern": _describe(pattern),
+              "motifs": [m.id for m in library], "positions": starts, "preset": preset, "spacings": gaps,
+              "n_backgrounds": n_backgrounds, "null_filter": filt, "scores": _describe(scores),
+              "stem": _describe(stem), "strand": strand, "kmer_size": kmer_size, "top": top,
+              "gc_pattern": gc_pattern, "gc_positions": gc_at, "width": width, "batch_size": batch_size,
+              "random_state": random_state}
     return _assemble(effects, experiment, list(model.output_names), params)
 
 

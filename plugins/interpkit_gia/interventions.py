@@ -25,7 +25,7 @@ from interpkit.progress import batch_slices
 from interpkit.tables import Table
 from interpkit.validation import check_scalar
 from interpkit_gia.nulls import Null, position_profile, sequence_body
-from interpkit_gia.patterns import Intervention, Pattern, Placement
+from interpkit_gia.patterns import Intervention, Pattern, Placement, check_fits
 
 __all__ = ["Effects", "global_importance"]
 
@@ -135,9 +135,8 @@ class _Plan:
         self._cache: tuple[int, list[_Draw]] | None = None
         for row in interventions:
             for p in row.placements:
-                if p.position is not None and not 0 <= p.position <= self.length - p.pattern.width:
-                    raise InputError(f"pattern {p.pattern.name} ({p.pattern.width} bp) at position {p.position} runs "
-                                     f"outside the {self.length}-bp sequence; give a start in 0..{self.length - p.pattern.width}.")
+                if p.position is not None:
+                    check_fits(p.pattern, p.position, self.length)
             for a, b in row.occlude or ():
                 if not 0 <= a < b <= self.length:
                     raise InputError(f"occluded span [{a}, {b}) is not inside the {self.length}-bp sequence; give "

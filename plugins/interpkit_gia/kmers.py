@@ -22,7 +22,7 @@ from interpkit.tables import Table
 from interpkit.validation import check_scalar
 from interpkit_gia.interventions import Effects, global_importance
 from interpkit_gia.nulls import Null
-from interpkit_gia.patterns import Intervention, Placement, parse_pattern
+from interpkit_gia.patterns import Intervention, Placement, centre, parse_pattern
 
 __all__ = ["all_kmers", "global_ism", "kmer_alignment_motif", "kmer_scan", "motif_id"]
 
@@ -49,10 +49,6 @@ def all_kmers(k: int, *, alphabet: str = "ACGT") -> list[str]:
     """
     check_scalar(k, "kmer_size", int, min_val=1, max_val=10)
     return ["".join(p) for p in itertools.product(alphabet, repeat=k)]
-
-
-def _centre(length: int, width: int) -> int:
-    return max(0, (length - width) // 2)
 
 
 def global_ism(
@@ -109,7 +105,7 @@ def global_ism(
     if not pattern.fixed or (pattern.codes() < 0).any():
         raise InputError(f"kmer {kmer!r} must be a fixed sequence of A, C, G, T/U (no IUPAC codes or N).")
     k, length = pattern.width, null.one_hot.shape[2]
-    position = _centre(length, k) if position is None else position
+    position = centre(length, k) if position is None else position
     codes = pattern.codes()
     variants = [codes.copy()]
     labels = [_word(codes, alphabet)]
@@ -287,8 +283,9 @@ def kmer_scan(
     position : int or None
         0-based start; None centres the k-mer ((L - k) // 2; the paper's 17 for 41 nt and k = 6-7).
         Default is None.
-    strand : {"+", "-", "random"}
-        Default is "+".
+    strand : {"+", "random"}
+        "+" embeds each k-mer as labelled; "random" embeds it or its reverse complement, drawn per
+        background. ("-" is refused: the same 4^k sequences as "+" under other labels.) Default is "+".
     top : int
         k-mers kept per output. Default is 10 (the paper aligns the top 10).
     alphabet : {"ACGT", "ACGU"}
@@ -316,12 +313,16 @@ def kmer_scan(
     Raises
     ------
     InputError
-        For k outside 1..10, ``top`` < 1, or a position where the k-mer does not fit.
+        For k outside 1..10, ``top`` < 1, strand "-", or a position where the k-mer does not fit.
     """
     check_scalar(top, "top", int, min_val=1)
+    if strand == "-":
+        raise InputError("strand '-' scans the same 4^k sequences as '+' (each k-mer's reverse complement is "
+                         "another k-mer), under the other labels; use strand='+', or 'random' to draw the strand "
+                         "per background.")
     words = all_kmers(k, alphabet=alphabet)
     length = null.one_hot.shape[2]
-    position = _centre(length, k) if position is None else position
+    position = centre(length, k) if position is None else position
     common = {"batch_size": batch_size, "random_state": random_state, "verbose": verbose}
     rows = [Intervention((Placement(parse_pattern(w.replace("U", "T")), position, strand),), label=w) for w in words]
     eff = global_importance(model, null, rows, target=target, keep_local=False, **common)

@@ -25,6 +25,7 @@ import numpy as np
 from interpkit.errors import InputError, InputTypeError
 from interpkit.sequences import dinucleotide_shuffle, shuffle
 from interpkit.validation import check_one_hot, check_scalar
+from interpkit_gia.patterns import centre, sample_columns
 
 __all__ = ["NULL_MODELS", "PAPER_NULLS", "Null", "filter_null", "make_null", "position_profile", "replacement_profile", "sequence_body",
            "stem_loop"]
@@ -113,9 +114,7 @@ def position_profile(X: np.ndarray) -> np.ndarray:
 
 def _sample_profile(profile: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """n one-hot draws, each position independent; all-zero profile columns give N."""
-    cdf = np.cumsum(profile, axis=0)  # (4, L)
-    u = rng.random((n, profile.shape[1]))
-    codes = np.minimum((u[:, None, :] >= cdf[None, :3, :]).sum(axis=1), 3)
+    codes = sample_columns(profile, rng, n)
     X = (codes[:, None, :] == np.arange(4)[:, None]).astype(np.float32)
     X[:, :, profile.sum(axis=0) == 0] = 0
     return X
@@ -328,7 +327,7 @@ def default_stem(length: int, *, size: int = 9, loop: int = 7) -> tuple[int, int
     if length < total:
         raise InputError(f"a stem-loop of {size}-bp arms and a {loop}-bp loop needs >= {total} bp; the sequences "
                          f"are {length} bp. Give stem=LEFT,RIGHT,SIZE.")
-    left = (length - total) // 2
+    left = centre(length, total)
     return left, left + size + loop, size
 
 

@@ -24,10 +24,8 @@ from interpkit.errors import InputError, InputTypeError
 from interpkit.motifs import Motif
 from interpkit.validation import check_matrix
 
-__all__ = ["STRANDS", "Intervention", "Pattern", "Placement", "parse_interventions", "parse_pattern", "read_motif_file"]
-
-#: "+": the pattern as given; "-": its reverse complement; "random": either, drawn per background.
-STRANDS = ("+", "-", "random")
+__all__ = ["Intervention", "Pattern", "Placement", "centre", "check_fits", "parse_interventions",
+           "parse_pattern", "read_motif_file", "sample_columns"]
 
 #: IUPAC codes -> allowed bases in alphabet order (A, C, G, T/U); N keeps the background base.
 _IUPAC = {
@@ -35,6 +33,38 @@ _IUPAC = {
     "M": "AC", "B": "CGT", "D": "AGT", "H": "ACT", "V": "ACG", "N": "",
 }
 _PLACEMENT = re.compile(r"^(?P<pattern>[^@]+?)(?:@(?P<position>-?\d+|random))?$")
+
+
+def centre(length: int, width: int) -> int:
+    """The 0-based start that centres ``width`` bp in ``length`` bp, ``(length - width) // 2`` (0 if wider)."""
+    return max(0, (length - width) // 2)
+
+
+def check_fits(pattern: Pattern, position: int, length: int, what: str | None = None) -> int:
+    """``position``, after checking that ``pattern`` at it lies inside a ``length``-bp sequence.
+
+    Raises
+    ------
+    InputError
+        If the pattern would run past either end (numpy slicing would silently cut it short).
+    """
+    if not 0 <= position <= length - pattern.width:
+        raise InputError(f"{what + ': ' if what else ''}pattern {pattern.name} ({pattern.width} bp) at position "
+                         f"{position} runs outside the {length}-bp sequence; give a start in 0..{length - pattern.width}.")
+    return position
+
+
+def sample_columns(probs: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+    """n independent draws of every column of a (4, w) probability matrix, by the inverse CDF.
+
+    Returns
+    -------
+    codes : ndarray of shape (n, w), int8
+        0-3 in alphabet order.
+    """
+    cdf = np.cumsum(probs, axis=0)
+    u = rng.random((n, probs.shape[1]))
+    return np.minimum((u[:, None, :] >= cdf[None, :3, :]).sum(axis=1), 3).astype(np.int8)
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,9 +123,7 @@ class Pattern:
             0-3 in alphabet order, -1 where the background base is kept.
         """
         if self.ppm is not None:
-            cdf = np.cumsum(self.ppm, axis=0)  # (4, w)
-            u = rng.random((n, self.width))
-            return np.minimum((u[:, None, :] >= cdf[None, :3, :]).sum(axis=1), 3).astype(np.int8)
+            return sample_columns(self.ppm, rng, n)
         if self.fixed:
             return np.broadcast_to(self.codes(), (n, self.width)).copy()
         counts = self.allowed.sum(axis=0)  # (w,)
@@ -233,7 +261,7 @@ def _placed(pattern: Pattern, where: Any, default: Any, strand: str, length: int
     if where is None:
         if length is None:
             raise InputError("a pattern without a position needs the sequence length to be centred.")
-        return Placement(pattern, max(0, (length - pattern.width) // 2), strand)
+        return Placement(pattern, centre(length, pattern.width), strand)
     return Placement(pattern, _position(where, "position"), strand)
 
 
