@@ -54,8 +54,14 @@ def atomic_write(path: str | os.PathLike, *, mode: str = "w", overwrite: bool = 
         raise
 
 
-def check_out_dir(out_dir: str | os.PathLike, *, force: bool = False) -> Path:
+def check_out_dir(out_dir: str | os.PathLike, *, force: bool = False, resumable: str | None = None) -> Path:
     """Check, without creating anything, that ``out_dir`` may receive a run's outputs.
+
+    Parameters
+    ----------
+    resumable : str or None
+        A subdirectory name (e.g. "checkpoints") that an interrupted run of the same method left; a
+        directory holding only it counts as empty. Default is None.
 
     Raises
     ------
@@ -65,12 +71,12 @@ def check_out_dir(out_dir: str | os.PathLike, *, force: bool = False) -> Path:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; give a directory name.")
-    if out.is_dir() and any(out.iterdir()) and not force:
+    if out.is_dir() and any(p.name != resumable for p in out.iterdir()) and not force:
         raise InputError(f"output directory {out} is not empty; choose a new directory or pass --force.")
     return out
 
 
-def prepare_out_dir(out_dir: str | os.PathLike, *, force: bool = False) -> Path:
+def prepare_out_dir(out_dir: str | os.PathLike, *, force: bool = False, resumable: str | None = None) -> Path:
     """Create an output directory, refusing to write into a non-empty one.
 
     Parameters
@@ -80,6 +86,8 @@ def prepare_out_dir(out_dir: str | os.PathLike, *, force: bool = False) -> Path:
     force : bool
         Allow a directory that already holds files (files of the same names are
         replaced; nothing else is touched). Default is False.
+    resumable : str or None
+        As :func:`check_out_dir`. Default is None.
 
     Returns
     -------
@@ -90,7 +98,7 @@ def prepare_out_dir(out_dir: str | os.PathLike, *, force: bool = False) -> Path:
     InputError
         If ``out_dir`` is a file, or holds files and ``force`` is False.
     """
-    out = check_out_dir(out_dir, force=force)
+    out = check_out_dir(out_dir, force=force, resumable=resumable)
     out.mkdir(parents=True, exist_ok=True)
     return out
 

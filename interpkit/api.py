@@ -143,7 +143,7 @@ def _read_X(X: Any, model: Predictor) -> tuple[np.ndarray, tuple[str, ...]]:
 def run(
     method: str,
     model: Any,
-    X: Any,
+    X: Any = None,
     *,
     names: Sequence[str] | None = None,
     registry: Registry | None = None,
@@ -157,9 +157,10 @@ def run(
         A method name, as listed by ``interpkit plugins``.
     model : Predictor, path or framework object
         Anything :func:`load` accepts.
-    X : ndarray of shape (N, 4, L) float32, or path
+    X : ndarray of shape (N, 4, L) float32, path or None
         One-hot sequences, or a FASTA / ``.npy`` file read with
-        :func:`interpkit.sequences.read_sequences`.
+        :func:`interpkit.sequences.read_sequences`; None (the default) only for methods that make
+        their own sequences (``MethodSpec.needs_sequences`` False, e.g. neuronmotif).
     names : sequence of str or None
         Sequence names (default: the FASTA names, else "seq0", "seq1", ...).
     registry : Registry or None
@@ -198,10 +199,17 @@ def run(
             f"{', '.join(sorted(map(str, capabilities_of(model))))}."
         )
     params = bind_params(method, spec.params, options)
-    arr, default_names = _read_X(X, model)
-    names = tuple(names) if names is not None else default_names
-    if len(names) != len(arr):
-        raise InputError(f"names has {len(names)} entries for {len(arr)} sequences; give one name per sequence.")
+    if not spec.needs_sequences:
+        if X is not None:
+            raise InputError(f"method {method!r} makes its own sequences; leave out X (--sequences).")
+        arr, names = None, ()
+    else:
+        if X is None:
+            raise InputError(f"method {method!r} needs sequences: give X (--sequences FILE).")
+        arr, default_names = _read_X(X, model)
+        names = tuple(names) if names is not None else default_names
+        if len(names) != len(arr):
+            raise InputError(f"names has {len(names)} entries for {len(arr)} sequences; give one name per sequence.")
     func = spec.resolve()
     kwargs = dict(params)
     if "names" in inspect.signature(func).parameters:

@@ -12,6 +12,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -157,16 +158,22 @@ def _method_command(spec: Any) -> click.Command:
 
         load_options = {k: options.pop(k) for k in model_keys}
         options = {k: v for k, v in options.items() if v is not None}
-        check_out_dir(out, force=force)  # fail before the work, create only after it
+        resumable = None
+        if spec.checkpoint_param and spec.checkpoint_param not in options:  # rerunning resumes
+            resumable = "checkpoints"
+            options[spec.checkpoint_param] = str(Path(out) / resumable)
+        check_out_dir(out, force=force, resumable=resumable)  # fail before the work, create only after it
         result = run(spec.name, _load(model, **load_options), sequences, **options)
-        for path in result.write(prepare_out_dir(out, force=force), overwrite=force):
+        for path in result.write(prepare_out_dir(out, force=force, resumable=resumable), overwrite=force):
             click.echo(str(path))
         for warning in result.warnings:
             click.echo(f"warning: {warning}", err=True)
 
     params: list[click.Parameter] = [
         click.Argument(["model"]),
-        click.Option(["--sequences", "-s"], required=True, help="FASTA file (or .npy one-hot array) of sequences."),
+        click.Option(["--sequences", "-s"], required=spec.needs_sequences,
+                     help="FASTA file (or .npy one-hot array) of sequences." if spec.needs_sequences else
+                     "Not used: this method makes its own sequences."),
         click.Option(["--out", "-o"], required=True, help="Output directory (created; must be empty unless --force)."),
         click.Option(["--force"], is_flag=True, help="Write into a non-empty output directory."),
         *_model_params(),

@@ -24,7 +24,14 @@ from interpkit.tables import Table
 if TYPE_CHECKING:
     from interpkit.motifs import Motif
 
-__all__ = ["AttributionResult", "Result"]
+__all__ = ["AttributionResult", "Result", "png_img"]
+
+
+def png_img(png: bytes, alt: str) -> str:
+    """An HTML ``<img>`` holding PNG bytes inline (base64 data URL), so a report is one self-contained file."""
+    import base64
+
+    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
 
 
 def _jsonable(value: Any) -> Any:
@@ -239,7 +246,6 @@ class AttributionResult(Result):
     def report_section(self, *, max_rows: int = 50) -> str:
         """The base section plus, per explained output, logos of the attributions of the top sequences
         (the 40-bp window of largest |attribution| of the 3 sequences with the most), as inline PNG."""
-        import base64
 
         from interpkit.logos import logo_png
 
@@ -252,7 +258,6 @@ class AttributionResult(Result):
             for i, start in self.top_windows(k):
                 window = self.arrays["attributions"][i, k][:, start:start + 40]
                 name = self.sequence_names[i] if i < len(self.sequence_names) else f"seq{i}"
-                png = base64.b64encode(logo_png(window, kind="weight", title=f"{name} {start}-{start + 40}"))
-                parts.append(f"<img alt='{esc(name)}' src='data:image/png;base64,{png.decode()}'>")
+                parts.append(png_img(logo_png(window, kind="weight", title=f"{name} {start}-{start + 40}"), name))
         parts.append("</section>")
         return "".join(parts)

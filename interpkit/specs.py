@@ -86,6 +86,14 @@ class MethodSpec:
         For an invalid name or option names that clash.
     source : str
         The paper (and equation) the method implements.
+    needs_sequences : bool
+        False for methods that make their own sequences (e.g. NeuronMotif samples windows): they are
+        called with X = None and refuse sequences. Default is True.
+    checkpoint_param : str or None
+        The option (a directory) where the method keeps finished pieces of a long run and resumes
+        from; ``interpkit run`` sets it to ``OUT/checkpoints`` unless given, and accepts an output
+        directory that holds only that folder, so rerunning an interrupted command resumes it.
+        Default is None.
     """
 
     name: str
@@ -94,6 +102,8 @@ class MethodSpec:
     requires: frozenset[Capability] = frozenset({Capability.PREDICT})
     params: tuple[Param, ...] = ()
     source: str = ""
+    needs_sequences: bool = True
+    checkpoint_param: str | None = None
 
     def __post_init__(self) -> None:
         _check_name("method", self.name)

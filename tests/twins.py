@@ -98,3 +98,35 @@ def raw_predictions(model, km, onnx_path: Path, X: np.ndarray) -> dict[str, np.n
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     y_onnx = session.run(None, {"x": X})[0]
     return {"torch": y_torch, "keras": y_keras, "onnx": y_onnx}
+
+
+def demo_to_torch(km):
+    """A NeuronMotif demo (Keras Sequential of Conv1D, BatchNormalization, Activation, MaxPooling1D, Flatten)
+    rebuilt as a PyTorch nn.Sequential with the same weights (NCL input), layer names kept."""
+    import torch
+    from torch import nn
+
+    model = nn.Sequential()
+    channels = 4
+    for layer in km.layers:
+        kind = type(layer).__name__
+        weights = [np.asarray(w) for w in layer.get_weights()]
+        if kind == "Conv1D":
+            module = nn.Conv1d(channels, layer.filters, layer.kernel_size[0])
+            module.weight.data = torch.from_numpy(weights[0].transpose(2, 1, 0).copy())
+            module.bias.data = torch.from_numpy(weights[1].copy())
+            channels = layer.filters
+        elif kind == "BatchNormalization":
+            module = nn.BatchNorm1d(channels, eps=layer.epsilon)
+            for name, value in zip(("weight", "bias", "running_mean", "running_var"), weights):
+                getattr(module, name).data = torch.from_numpy(value.copy())
+        elif kind == "Activation":
+            module = {"relu": nn.ReLU(), "sigmoid": nn.Sigmoid()}[layer.get_config()["activation"]]
+        elif kind == "MaxPooling1D":
+            module = nn.MaxPool1d(layer.pool_size[0])
+        elif kind == "Flatten":
+            module = nn.Flatten()
+        else:
+            continue
+        model.add_module(layer.name, module)
+    return model.eval()

@@ -7,14 +7,13 @@ with heights from its global ISM and the k-mer alignment motif as an information
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 from typing import Any
 
 import numpy as np
 
-from interpkit.results import Result
+from interpkit.results import Result, png_img
 
 __all__ = ["box_plot_png", "curve_png", "render"]
 
@@ -107,10 +106,6 @@ def curve_png(x: np.ndarray, lines: dict[str, tuple[np.ndarray, np.ndarray | Non
     return _png(figure)
 
 
-def _img(png: bytes, alt: str) -> str:
-    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
-
-
 def _kmer_logo(result: Any, m: int, k: int, word: str) -> bytes:
     """The top k-mer with letter heights = L2 norm of its global ISM (the paper's "top k-mer motif")."""
     from interpkit.logos import logo_png
@@ -132,36 +127,36 @@ def _figures(result: Any, m: int, k: int, label: str) -> list[str]:
     if exp == "kmer-scan":
         top = a["top_index"][m, :, k]
         words = [rows[i] for i in top]
-        out.append(_img(box_plot_png(a["top_local"][m, :, :, k], gi[top], words, title=f"top k-mers, {title}"),
+        out.append(png_img(box_plot_png(a["top_local"][m, :, :, k], gi[top], words, title=f"top k-mers, {title}"),
                         f"top k-mers {label}"))
-        out.append(_img(_kmer_logo(result, m, k, words[0]), f"top k-mer logo {label}"))
+        out.append(png_img(_kmer_logo(result, m, k, words[0]), f"top k-mer logo {label}"))
         from interpkit_gia.kmers import motif_id
 
         motif = next((mo for mo in result.motifs if mo.id == motif_id(result.nulls[m], label)), None)
         if motif is not None:
             from interpkit.logos import logo_png
 
-            out.append(_img(logo_png(motif, title=f"k-mer alignment motif {label}", dpi=70), f"alignment {label}"))
+            out.append(png_img(logo_png(motif, title=f"k-mer alignment motif {label}", dpi=70), f"alignment {label}"))
         return out
     if exp == "spacing":
         x = a["spacings"][m]
         lines = {"A + B": (a["together"][m, :, k], None), "additive expectation": (a["expected"][m, :, k], None),
                  "interaction": (a["interaction"][m, :, k], a["interaction_se"][m, :, k])}
-        out.append(_img(curve_png(x, lines, xlabel="gap between patterns (bp)", title=title), f"spacing {label}"))
+        out.append(png_img(curve_png(x, lines, xlabel="gap between patterns (bp)", title=title), f"spacing {label}"))
     elif exp == "multiple":
         x = a["copies"][m]
         lines = {"observed": (a["observed"][m, :, k], se[:len(x)]), "additive expectation": (a["expected"][m, :, k],
                                                                                               None)}
-        out.append(_img(curve_png(x, lines, xlabel="copies", title=f"{title}, R2 = {a['r2'][m, k]:.3f}"),
+        out.append(png_img(curve_png(x, lines, xlabel="copies", title=f"{title}, R2 = {a['r2'][m, k]:.3f}"),
                         f"copies {label}"))
     elif exp in ("position", "occlusion"):
         x = a["positions"][m]
-        out.append(_img(curve_png(x, {"global importance": (gi, se)}, xlabel="start (bp, 0-based)", title=title),
+        out.append(png_img(curve_png(x, {"global importance": (gi, se)}, xlabel="start (bp, 0-based)", title=title),
                         f"{exp} {label}"))
     if "local_importance" in a and len(rows) <= _MAX_BOXES:
-        out.append(_img(box_plot_png(a["local_importance"][m, :, :, k], gi, rows, title=title), f"boxes {label}"))
+        out.append(png_img(box_plot_png(a["local_importance"][m, :, :, k], gi, rows, title=title), f"boxes {label}"))
     if exp == "global-ism":
-        out.append(_img(_kmer_logo(result, m, k, rows[0]), f"global ISM {label}"))
+        out.append(png_img(_kmer_logo(result, m, k, rows[0]), f"global ISM {label}"))
     return out
 
 

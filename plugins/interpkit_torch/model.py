@@ -550,27 +550,40 @@ class TorchModel(Predictor, LayerProbe):
         channel = check_index(channel, "channel", site.info.channels)
         W = check_one_hot(W, "W", length=geom.receptive_field)
         position, offset = geom.first_inside()
-        length = self._length or offset + geom.receptive_field
-        if offset + geom.receptive_field > length:
-            raise InputError(f"layer {site.info.name!r}'s receptive field ({geom.receptive_field} bp at offset "
+        R = geom.receptive_field
+        length = self._length or offset + R
+        if offset + R > length:
+            raise InputError(f"layer {site.info.name!r}'s receptive field ({R} bp at offset "
                              f"{offset}) does not fit in model {self._name}'s {length}-bp input.")
+        # Windows are packed side by side, S bp apart (S a multiple of the jump, >= R): output position
+        # position + t * S / jump sees exactly window t, so one input carries `per` windows.
+        S = -(-R // geom.jump) * geom.jump
+        per = 1 + (length - offset - R) // S
         wanted = {site.info.name: (site, False)}
-        out = np.empty((len(W), 4, W.shape[2]) if grad else len(W), dtype=np.float32)
+        out = np.empty((len(W), 4, R) if grad else len(W), dtype=np.float32)
+        rows = -(-len(W) // per)
+        starts = offset + S * np.arange(per)
+        cols = (starts[:, None] + np.arange(R)[None, :]).ravel()  # input columns of the packed windows
         with self._session(grad=grad):
-            for sl in self._batches(len(W), length, None, _GRADIENT_FACTOR if grad else 1):
+            for sl in self._batches(rows, length, None, _GRADIENT_FACTOR if grad else 1):
+                a, b = sl.start * per, min(sl.stop * per, len(W))
+                packed = np.zeros(((sl.stop - sl.start) * per, 4, R), dtype=np.float32)
+                packed[:b - a] = W[a:b]
                 X = np.zeros((sl.stop - sl.start, 4, length), dtype=np.float32)
-                X[:, :, offset:offset + W.shape[2]] = W[sl]
+                X[:, :, cols] = packed.reshape(-1, per, 4, R).transpose(0, 2, 1, 3).reshape(len(X), 4, per * R)
                 x = self._tensor(X).requires_grad_(grad)
                 A = self._capture(x, wanted, site.info.name, keep_graph=grad)[site.info.name]
-                if position >= A.shape[2]:
+                last = position + (per - 1) * S // geom.jump
+                if last >= A.shape[2]:
                     raise InputError(f"layer {site.info.name!r} has {A.shape[2]} positions at {length} bp, fewer "
-                                     f"than its geometry implies ({position + 1}); its receptive field is not "
+                                     f"than its geometry implies ({last + 1}); its receptive field is not "
                                      "reliable (see the layer-table limitations).")
-                value = A[:, channel, position]
+                value = A[:, channel, position:last + 1:S // geom.jump]  # (rows, per)
                 if grad:
-                    out[sl] = self._canonical(self._input_gradient(x, value))[:, :, offset:offset + W.shape[2]]
+                    G = self._canonical(self._input_gradient(x, value))[:, :, cols]  # (rows, 4, per * R)
+                    out[a:b] = G.reshape(len(X), 4, per, R).transpose(0, 2, 1, 3).reshape(-1, 4, R)[:b - a]
                 else:
-                    out[sl] = value.float().cpu().numpy()
+                    out[a:b] = value.float().cpu().numpy().reshape(-1)[:b - a]
         return out
 
     def neuron(self, layer: str | int, channel: int, W: np.ndarray) -> np.ndarray:
@@ -581,8 +594,10 @@ class TorchModel(Predictor, LayerProbe):
         involved); its window starts at input offset ``s0 = start + j0 * jump`` (0 unless the
         padding is not a multiple of the jump). Without a fixed model length the module runs
         on W itself (after s0 all-N columns); with one, W is embedded at offset s0 of an
-        all-N (zero) input of the model's length. The forward pass stops at the layer, so the
-        layers above it never run. Equal to ``activations(X, layer)[:, channel, j]`` for the
+        all-N (zero) input of the model's length, and further windows every S bp after it
+        (S = R rounded up to a multiple of the jump), read at positions j0 + t S / jump: each
+        depends on its own window only, so one forward pass serves L / S windows. The forward
+        pass stops at the layer, so the layers above it never run. Equal to ``activations(X, layer)[:, channel, j]`` for the
         position j whose window is W within X (tested).
 
         Raises

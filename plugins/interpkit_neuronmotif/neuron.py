@@ -1,0 +1,118 @@
+"""One neuron as NeuronMotif sees it: a function of its receptive-field window, with gradients and the
+feature maps of the stages below it, all through :class:`~interpkit.probe.LayerProbe`.
+
+Windows are handled as symbol codes, shape (M, R), uint8 (0-3 in A, C, G, T order), and turned into
+one-hot (M, 4, R) float32 batches only for the model, a chunk at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from interpkit import Capability, Predictor, capabilities_of
+from interpkit.errors import InputError
+from interpkit_neuronmotif.stack import NeuronStack
+
+__all__ = ["Neuron", "one_hot"]
+
+#: Windows per call into the backend (bounded so that 100,000-window archives stream).
+_CHUNK = 8192
+
+
+def one_hot(codes: np.ndarray) -> np.ndarray:
+    """(M, R) codes 0-3 -> (M, 4, R) one-hot float32."""
+    return (codes[:, None, :] == np.arange(4, dtype=codes.dtype)[None, :, None]).astype(np.float32)
+
+
+class Neuron:
+    """Channel ``channel`` of the stack's target stage, evaluated on windows.
+
+    Parameters
+    ----------
+    model : Predictor with LayerProbe
+        Any backend with the NEURON capability (LAYERS for the demixing features; GRADIENT for the
+        gradient-guided mutation).
+    stack : NeuronStack
+        From :func:`~interpkit_neuronmotif.stack.neuron_stack`.
+    channel : int
+        0-based channel of the target stage.
+
+    Attributes
+    ----------
+    passes : float
+        Seconds spent inside the model's forward and backward passes (for the bench).
+    calls : int
+        Windows evaluated (values and gradients).
+    """
+
+    def __init__(self, model: Predictor, stack: NeuronStack, channel: int) -> None:
+        self.model, self.stack, self.channel = model, stack, channel
+        self.has_gradient = Capability.GRADIENT in capabilities_of(model)
+        target = stack.target
+        position = max(0, -(target.start // target.jump))
+        self.begin = target.start + position * target.jump  # input offset of the window
+        length = model.input_spec.length
+        self.length = length or self.begin + stack.receptive_field
+        if self.begin + stack.receptive_field > self.length:
+            raise InputError(f"layer {target.conv!r}: its receptive field ({stack.receptive_field} bp) does not fit "
+                             f"in the model's {self.length}-bp input at offset {self.begin}.")
+        self.passes = 0.0
+        self.calls = 0
+
+    def _chunks(self, codes: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+        for a in range(0, len(codes), _CHUNK):
+            sl = slice(a, min(a + _CHUNK, len(codes)))
+            yield sl, one_hot(codes[sl])
+
+    def _timed(self, fn, *args):
+        import time
+
+        t = time.perf_counter()
+        out = fn(*args)
+        self.passes += time.perf_counter() - t
+        return out
+
+    def values(self, codes: np.ndarray) -> np.ndarray:
+        """The neuron's value on each window: (M, R) codes -> (M,) float32 (pre-activation, post-norm)."""
+        out = np.empty(len(codes), dtype=np.float32)
+        value = self.stack.target.value
+        for sl, W in self._chunks(codes):
+            out[sl] = self._timed(self.model.neuron, value, self.channel, W)
+        self.calls += len(codes)
+        return out
+
+    def gradients(self, codes: np.ndarray) -> np.ndarray:
+        """d value / d window: (M, R) codes -> (M, 4, R) float32.
+
+        Raises
+        ------
+        InputError
+            If the backend has no gradients (use the gradient-free mutation instead).
+        """
+        if not self.has_gradient:
+            raise InputError("this backend has no gradients; NeuronMotif's GA then uses its gradient-free mutation.")
+        out = np.empty((len(codes), 4, codes.shape[1]), dtype=np.float32)
+        value = self.stack.target.value
+        for sl, W in self._chunks(codes):
+            out[sl] = self._timed(self.model.neuron_gradient, value, self.channel, W)
+        self.calls += len(codes)
+        return out
+
+    def features(self, codes: np.ndarray, level: int) -> np.ndarray:
+        """Stage ``level``'s values at the positions inside each window: (M, R) -> (M, P_l * C_l) float32.
+
+        These are the maps entering the max-pool after stage ``level``, before the activation (the
+        reference code clusters these pre-activation values, Wei et al. 2023), flattened position-major.
+        """
+        stage = self.stack.stages[level]
+        where = self.stack.positions(level, self.begin)
+        R = self.stack.receptive_field
+        parts = []
+        for _, W in self._chunks(codes):
+            X = np.zeros((len(W), 4, self.length), dtype=np.float32)
+            X[:, :, self.begin:self.begin + R] = W
+            A = self._timed(self.model.activations, X, stage.value)  # (M, C, L_l)
+            parts.append(np.ascontiguousarray(A[:, :, where].transpose(0, 2, 1)).reshape(len(W), -1))
+        return np.concatenate(parts) if parts else np.empty((0, 0), dtype=np.float32)

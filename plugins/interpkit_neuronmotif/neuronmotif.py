@@ -1,0 +1,287 @@
+"""The ``neuronmotif`` method: CN CRMs of convolutional neurons, for one neuron, a list, or a whole layer.
+
+Per neuron: forward sampling (enumeration or the genetic algorithm), backward demixing into CRMs with the
+number of flexible motifs m chosen by the decoupling indicator, activation-binned PPMs, motif segments and
+a quality ranking. Finished neurons are written to a checkpoint directory as they finish, so an
+interrupted layer resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from interpkit import Predictor
+from interpkit._io import atomic_write
+from interpkit.errors import InputError
+from interpkit.validation import check_choice, check_scalar
+from interpkit_neuronmotif.crm import CRM, binned_ppm, quality_scores, segments
+from interpkit_neuronmotif.demix import DECOUPLED, MIN_SPLIT, demix
+from interpkit_neuronmotif.neuron import Neuron
+from interpkit_neuronmotif.result import NeuronMotifResult, assemble
+from interpkit_neuronmotif.sampling import ENUMERATE_BELOW, Samples, enumerate_windows, genetic_sampling
+from interpkit_neuronmotif.stack import NeuronStack, neuron_stack
+
+__all__ = ["NeuronReport", "analyse_neuron", "neuronmotif"]
+
+#: Version of the checkpoint layout; a change makes old checkpoints refuse to load.
+_CHECKPOINT_VERSION = 1
+
+
+class NeuronReport(dict):
+    """What one neuron's analysis produced (a plain mapping, saved as one .npz per neuron).
+
+    Keys: ``channel`` (int), ``method`` (str), ``generations``, ``evaluated``, ``samples`` (ints), ``m``
+    (int), ``undemixed`` ((4, R) PPM), ``crms`` (list of CRM), ``quality`` ((K,) float64).
+    """
+
+
+def _neurons(value: Any, channels: int) -> list[int]:
+    if value is None or (isinstance(value, str) and value.strip() == "all"):
+        return list(range(channels))
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        items = [int(value)]
+    elif isinstance(value, str):
+        try:
+            text = value.strip()
+            items = list(range(*map(int, text.split(":")))) if ":" in text else [int(v) for v in text.split(",")]
+        except ValueError:
+            raise InputError(f"neurons == {value!r} must be 'all', ints separated by ',' or START:STOP, "
+                             "e.g. '0,3,7'.") from None
+    else:
+        items = [int(v) for v in value]
+    bad = [k for k in items if not 0 <= k < channels]
+    if bad or not items:
+        raise InputError(f"neurons {bad or items} are not channels of the layer (0..{channels - 1}).")
+    return sorted(set(items))
+
+
+def _crms(neuron: Neuron, samples: Samples, stack: NeuronStack, *, m: int, bins: int, min_split: int,
+          random_state: int) -> list[CRM]:
+    pools = [s.pool for s in stack.stages[:-1]]
+    widths = [((stack.receptive_field - s.receptive_field) // s.jump + 1) * max(s.channels, 1)
+              for s in stack.stages[:-1]]
+    clusters = demix(samples.values, lambda idx, level: neuron.features(samples.codes[idx], level), pools, widths,
+                     m=m, min_split=min_split, random_state=random_state)
+    ppms = [binned_ppm(samples.codes[c], samples.values[c], bins=bins) for c in clusters]
+    consensus = neuron.values(np.stack([p.argmax(axis=0) for p in ppms]).astype(np.uint8)) if ppms else []
+    return [CRM(c, p, float(samples.values[c].max()), float(v), segments(p, len(c)))
+            for c, p, v in zip(clusters, ppms, consensus)]
+
+
+def analyse_neuron(neuron: Neuron, *, sampling: str = "auto", m: int | str = "auto", max_m: int = 3,
+                   population: int | None = None, max_generations: int = 200, bins: int = 50,
+                   min_split: int = MIN_SPLIT, random_state: int = 0, verbose: bool = False) -> NeuronReport:
+    """Sample, demix and summarise one neuron (see :func:`neuronmotif` for the options).
+
+    Returns
+    -------
+    NeuronReport
+        With no CRMs (and a 0 sample count) for a dead neuron, one that no window activates.
+    """
+    stack = neuron.stack
+    rng = np.random.default_rng([random_state, neuron.channel])
+    R = stack.receptive_field
+    if sampling == "enumerate" or (sampling == "auto" and R < ENUMERATE_BELOW):
+        samples = enumerate_windows(neuron)
+    else:
+        samples = genetic_sampling(neuron, rng=rng, population=population, max_generations=max_generations,
+                                   archive_bins=bins, gradient=None if sampling != "ga-gradient-free" else False,
+                                   verbose=verbose)
+    report = NeuronReport(channel=neuron.channel, method=samples.method, generations=samples.generations,
+                          evaluated=samples.evaluated, samples=len(samples.values), m=0,
+                          undemixed=np.full((4, R), 0.25), crms=[], quality=np.zeros(0))
+    if not len(samples.values):
+        return report
+    report["undemixed"] = binned_ppm(samples.codes, samples.values, bins=bins)
+    tried = [m] if m != "auto" else list(range(1, max_m + 1))
+    best: tuple[float, int, list[CRM]] | None = None
+    for mm in tried:
+        crms = _crms(neuron, samples, stack, m=mm, bins=bins, min_split=min_split, random_state=random_state)
+        indicator = max(c.decoupling for c in crms)
+        if best is None or indicator > best[0]:
+            best = (indicator, mm, crms)
+        if stack.facets == 1 or indicator > DECOUPLED:
+            break
+    _, report["m"], report["crms"] = best
+    report["quality"] = quality_scores(report["crms"])
+    return report
+
+
+def _fingerprint(model: Predictor, stack: NeuronStack, options: dict) -> str:
+    text = json.dumps({"version": _CHECKPOINT_VERSION, "model": str(getattr(model, "name", "")),
+                       "stack": [s.__dict__ for s in stack.stages], **options}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _checkpoint_path(directory: Path, stack: NeuronStack, channel: int) -> Path:
+    return directory / f"{stack.target.conv}_neuron{channel}.npz"
+
+
+def _save(path: Path, report: NeuronReport, fingerprint: str) -> None:
+    crms = report["crms"]
+    arrays = {
+        "fingerprint": np.array(fingerprint), "channel": np.array(report["channel"]),
+        "method": np.array(report["method"]), "generations": np.array(report["generations"]),
+        "evaluated": np.array(report["evaluated"]), "samples": np.array(report["samples"]),
+        "m": np.array(report["m"]), "undemixed": report["undemixed"], "quality": report["quality"],
+        "n_crms": np.array(len(crms)),
+    }
+    for i, c in enumerate(crms):
+        arrays[f"crm{i}_index"] = c.index
+        arrays[f"crm{i}_ppm"] = c.ppm
+        arrays[f"crm{i}_values"] = np.array([c.max_value, c.consensus_value])
+        arrays[f"crm{i}_segments"] = np.array(c.segments, dtype=np.int64).reshape(-1, 2)
+    with atomic_write(path, mode="wb", overwrite=True) as handle:
+        np.savez(handle, **arrays)
+
+
+def _load(path: Path, fingerprint: str) -> NeuronReport:
+    with np.load(path, allow_pickle=False) as f:
+        if str(f["fingerprint"]) != fingerprint:
+            raise InputError(f"checkpoint {path} was computed with other options or another model; give a new "
+                             "checkpoint directory (or delete that file to recompute the neuron).")
+        crms = [CRM(f[f"crm{i}_index"], f[f"crm{i}_ppm"], float(f[f"crm{i}_values"][0]),
+                    float(f[f"crm{i}_values"][1]), tuple(map(tuple, f[f"crm{i}_segments"].tolist())))
+                for i in range(int(f["n_crms"]))]
+        return NeuronReport(channel=int(f["channel"]), method=str(f["method"]), generations=int(f["generations"]),
+                            evaluated=int(f["evaluated"]), samples=int(f["samples"]), m=int(f["m"]),
+                            undemixed=f["undemixed"], crms=crms, quality=f["quality"])
+
+
+def neuronmotif(
+    model: Predictor,
+    X: np.ndarray | None = None,
+    *,
+    layer: str | int | None = None,
+    neurons: Any = "all",
+    sampling: str = "auto",
+    m: int | str = "auto",
+    max_m: int = 3,
+    population: int | None = None,
+    max_generations: int = 200,
+    bins: int = 50,
+    min_split: int = MIN_SPLIT,
+    checkpoint_dir: str | os.PathLike | None = None,
+    random_state: int = 0,
+    verbose: bool = False,
+) -> NeuronMotifResult:
+    """NeuronMotif: the CN CRMs (motif arrangements) that activate convolutional neurons, on any CNN.
+
+    For each neuron (channel) of ``layer``: windows of its receptive field that activate it are sampled
+    (all 4^R when R < 11 bp, else a genetic algorithm with gradient-guided mutation), demixed backwards
+    through the max-pools below it by activation-weighted k-means into CRMs, and each CRM summarised as
+    an activation-binned PPM with motif segments, a decoupling indicator and a quality score.
+
+    Parameters
+    ----------
+    model : Predictor with LayerProbe
+        Any backend with layers and single neurons (PyTorch, Keras, ONNX); gradients speed up sampling.
+    X : None
+        Not used: NeuronMotif samples its own sequences. Default is None.
+    layer : str or int
+        The convolution (or its normalisation or activation layer), by name or layer-table index
+        (``interpkit info MODEL`` lists them).
+    neurons : "all", int, sequence of int or str
+        Channels to analyse: "all", "0,3,7" or "0:16". Default is "all".
+    sampling : {"auto", "enumerate", "ga", "ga-gradient-free"}
+        "auto" enumerates receptive fields under 11 bp and runs the GA otherwise (gradient-guided when the
+        backend has gradients). Default is "auto".
+    m : int or "auto"
+        Flexible motifs per pool (each pool of size p splits into p^m clusters). "auto" tries 1, 2, ...
+        ``max_m`` and keeps the first whose best CRM reaches 95 % of the neuron's best activation (the
+        reference's rule, applied per neuron; its loop had no bound). Default is "auto".
+    max_m : int
+        Largest m tried by "auto". Default is 3.
+    population : int or None
+        GA population; None is the reference's clamp(floor(R / 20) * 1000, 2000, 5000). Default is None.
+    max_generations : int
+        GA generations at most. Default is 200.
+    bins : int
+        Activation bins of the PPMs and of the archive strata. Default is 50 (the paper's demos).
+    min_split : int
+        Clusters smaller than this are not split. Default is 50.
+    checkpoint_dir : path or None
+        Each finished neuron is written there (``<conv>_neuron<k>.npz``, atomically) and read back on a
+        rerun with the same options instead of being recomputed. Default is None (no checkpoints).
+    random_state : int
+        Seed of the sampling and of k-means. Default is 0.
+    verbose : bool
+        Progress bars. Default is False.
+
+    Returns
+    -------
+    NeuronMotifResult
+        Arrays (K CRMs over all neurons, R = receptive field in bp, U neurons):
+
+        - ``crm_ppm``: (K, 4, R), float64; ``crm_neuron``: (K,), int64, the channel of each;
+        - ``crm_n``, (K,) int64; ``crm_max_activation``, ``crm_consensus_activation``,
+          ``crm_decoupling``, ``crm_quality``: (K,) float64 (activations in the layer's pre-activation
+          units);
+        - ``undemixed_ppm``: (U, 4, R), float64, each neuron's samples before demixing;
+        - ``neurons``, ``samples``, ``m``, ``generations``: (U,), int64.
+
+        Tables ``crms`` (neuron, crm, n, max_activation, consensus_activation, decoupling, quality,
+        consensus, segments) and ``neurons``; motifs: every CRM (id ``<conv>_n<k>_crm<i>``) and segment
+        (``..._<start>_<end>``).
+
+    Raises
+    ------
+    InputError
+        For a layer that is not a convolution in a plain chain (see
+        :func:`~interpkit_neuronmotif.stack.neuron_stack`), bad neurons or options, X given, or a
+        checkpoint computed with other options.
+
+    Notes
+    -----
+    Source: Wei, Zhang, Wang et al. (2023), PNAS 120:e2216698120, and its reference code
+    (wzthu/NeuronMotif), whose constants are kept. Differences: any backend through LayerProbe; codes and
+    arrays are vectorised over the population; m is bounded; a CRM without segments scores 0 (not NaN).
+    """
+    if X is not None:
+        raise InputError("neuronmotif samples its own windows; leave out the sequences (X / --sequences).")
+    if layer is None:
+        raise InputError("neuronmotif needs a layer, e.g. layer='conv1d_2' (--layer); `interpkit info MODEL` "
+                         "lists them.")
+    check_choice(sampling, "sampling", ("auto", "enumerate", "ga", "ga-gradient-free"))
+    if m != "auto":
+        m = check_scalar(int(m) if isinstance(m, str) and m.isdigit() else m, "m", int, min_val=1)
+    for name, value, low in (("max_m", max_m, 1), ("max_generations", max_generations, 1), ("bins", bins, 1),
+                             ("min_split", min_split, 2), ("random_state", random_state, 0)):
+        check_scalar(value, name, int, min_val=low)
+    if population is not None:
+        check_scalar(population, "population", int, min_val=10)
+    stack = neuron_stack(model.layers(), layer)
+    channels = _neurons(neurons, stack.target.channels)
+    options = {"sampling": sampling, "m": m, "max_m": max_m, "population": population,
+               "max_generations": max_generations, "bins": bins, "min_split": min_split, "random_state": random_state}
+    directory = None if checkpoint_dir is None else Path(checkpoint_dir)
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+    fingerprint = _fingerprint(model, stack, options)
+    reports, passes, evaluated = [], [], 0
+    for k in channels:
+        path = None if directory is None else _checkpoint_path(directory, stack, k)
+        if path is not None and path.exists():
+            reports.append(_load(path, fingerprint))
+            continue
+        neuron = Neuron(model, stack, k)
+        report = analyse_neuron(neuron, **options, verbose=verbose)
+        passes.append(neuron.passes)
+        evaluated += neuron.calls
+        if path is not None:
+            _save(path, report, fingerprint)
+        reports.append(report)
+    warnings = []
+    if stack.target.fused_activation:
+        warnings.append(f"layer {stack.target.conv!r} has a fused {stack.target.fused_activation} activation; its "
+                        "neurons are read after it (positive windows are the same, gradients vanish below 0).")
+    params = {"layer": stack.target.conv, "neurons": channels, **options,
+              "checkpoint_dir": None if directory is None else str(directory)}
+    return assemble(stack, reports, params=params, warnings=warnings,
+                    timing={"model_seconds": float(sum(passes)), "windows_evaluated": evaluated})
