@@ -34,10 +34,12 @@ __all__ = [
     "Geometry",
     "LayerInfo",
     "LayerProbe",
+    "WindowPacking",
     "layer_table",
     "receptive_fields",
     "resolve_layer",
     "same_padding",
+    "window_packing",
 ]
 
 #: Kinds whose output position j depends on a window of the input (use kernel/stride/...).
@@ -161,6 +163,196 @@ class Geometry:
         self._require_window()
         begin = self.start + position * self.jump
         return begin, begin + self.receptive_field
+
+
+@dataclass(frozen=True)
+class WindowPacking:
+    """Where a layer's receptive-field windows go in model inputs, several windows per input.
+
+    Output position ``position + t * step`` of the layer sees exactly input columns
+    ``begin + t * spacing`` to ``begin + t * spacing + receptive_field - 1`` (``step =
+    spacing / jump``), and nothing else; so windows placed ``spacing`` bp apart in one
+    all-N input are each read, untouched by the others, at their own output position,
+    and one forward pass evaluates ``per`` windows. For gradients, the gradient of the
+    sum of the ``per`` read values, restricted to window t's columns, is window t's own
+    gradient (the other values do not depend on those columns). Built by
+    :func:`window_packing`; used by the backends' :meth:`LayerProbe.neuron` and
+    :meth:`LayerProbe.neuron_gradient`.
+
+    Window i goes to input row ``i // per``, slot ``i % per``; the last row is padded with
+    all-N windows.
+
+    Attributes
+    ----------
+    receptive_field : int
+        R, the window length in bp.
+    jump : int
+        bp between adjacent output positions of the layer.
+    position : int
+        j0, the first output position whose window needs no padding
+        (:meth:`Geometry.first_inside`).
+    begin : int
+        Input offset (bp, 0-based) of window 0, the window of ``position``.
+    spacing : int
+        S, bp between the starts of consecutive windows: R rounded up to a multiple of the
+        jump.
+    per : int
+        Windows per input, ``1 + (length - begin - R) // S`` (>= 1).
+    length : int
+        Model input length in bp.
+    """
+
+    receptive_field: int
+    jump: int
+    position: int
+    begin: int
+    spacing: int
+    per: int
+    length: int
+
+    @property
+    def step(self) -> int:
+        """Output positions between consecutive windows, ``spacing // jump``."""
+        return self.spacing // self.jump
+
+    @property
+    def positions(self) -> np.ndarray:
+        """Output positions read, ``position + t * step`` for t = 0 .. per - 1: ndarray of shape (per,), int64."""
+        return self.position + self.step * np.arange(self.per, dtype=np.int64)
+
+    @property
+    def selection(self) -> slice:
+        """:attr:`positions` as a slice of the layer's position axis (works on numpy, torch and TF tensors)."""
+        return slice(self.position, self.position + (self.per - 1) * self.step + 1, self.step)
+
+    @property
+    def columns(self) -> np.ndarray:
+        """Input columns of the packed windows, slot-major: ndarray of shape (per * R,), int64."""
+        starts = self.begin + self.spacing * np.arange(self.per, dtype=np.int64)
+        return (starts[:, None] + np.arange(self.receptive_field)).ravel()
+
+    def rows(self, count: int) -> int:
+        """Inputs needed for ``count`` windows, ``ceil(count / per)``."""
+        return -(-count // self.per)
+
+    def pack(self, W: np.ndarray) -> np.ndarray:
+        """Windows into model inputs, all-N (zero) elsewhere.
+
+        Parameters
+        ----------
+        W : ndarray of shape (M, 4, R)
+            One-hot windows, canonical order (checked by the caller).
+
+        Returns
+        -------
+        X : ndarray of shape (ceil(M / per), 4, length), float32
+
+        Raises
+        ------
+        InputError
+            If W is not (M, 4, R).
+        """
+        W = np.asarray(W, dtype=np.float32)
+        R, per = self.receptive_field, self.per
+        if W.ndim != 3 or W.shape[1:] != (4, R):
+            raise InputError(f"W has shape {W.shape} but must have shape (M, 4, {R}) (one window per row).")
+        rows = self.rows(len(W))
+        slots = np.zeros((rows * per, 4, R), dtype=np.float32)
+        slots[:len(W)] = W
+        X = np.zeros((rows, 4, self.length), dtype=np.float32)
+        X[:, :, self.columns] = slots.reshape(rows, per, 4, R).transpose(0, 2, 1, 3).reshape(rows, 4, per * R)
+        return X
+
+    def unpack_values(self, values: np.ndarray, count: int) -> np.ndarray:
+        """Values read at :attr:`positions`, (rows, per) -> (count,) float32, in window order.
+
+        Raises
+        ------
+        InputError
+            If ``values`` is not (ceil(count / per), per).
+        """
+        values = np.asarray(values, dtype=np.float32)
+        self._check_rows(values.shape, (self.rows(count), self.per), "values")
+        return values.reshape(-1)[:count].copy()
+
+    def unpack_gradients(self, G: np.ndarray, count: int) -> np.ndarray:
+        """Input gradients, (rows, 4, length) -> each window's own columns, (count, 4, R) float32.
+
+        Raises
+        ------
+        InputError
+            If ``G`` is not (ceil(count / per), 4, length).
+        """
+        G = np.asarray(G, dtype=np.float32)
+        rows, R = self.rows(count), self.receptive_field
+        self._check_rows(G.shape, (rows, 4, self.length), "G")
+        G = G[:, :, self.columns].reshape(rows, 4, self.per, R).transpose(0, 2, 1, 3)
+        return np.ascontiguousarray(G.reshape(rows * self.per, 4, R)[:count])
+
+    @staticmethod
+    def _check_rows(found: tuple, expected: tuple, name: str) -> None:
+        if tuple(found) != expected:
+            raise InputError(f"{name} has shape {tuple(found)} but must have shape {expected} (packed rows).")
+
+    def check_positions(self, available: int, layer: str) -> None:
+        """Check that the layer's output has every position read (it ends at ``available``).
+
+        Raises
+        ------
+        InputError
+            If ``positions[-1] >= available``: the layer table's geometry does not match the
+            model, so neurons cannot be trusted.
+        """
+        last = self.position + (self.per - 1) * self.step
+        if last >= available:
+            raise InputError(f"layer {layer!r} has {available} positions at {self.length} bp, fewer than its "
+                             f"geometry implies ({last + 1}); its receptive field is not reliable (see the "
+                             "layer-table limitations).")
+
+
+def window_packing(geometry: Geometry, length: int | None, *, layer: str = "this layer") -> WindowPacking:
+    """How to evaluate one layer's neurons on many windows with few forward passes.
+
+    Window 0 starts at ``begin`` (:meth:`Geometry.first_inside`); window t at ``begin + t * S``
+    with S = ceil(R / jump) * jump, the receptive field R rounded up to a multiple of the jump,
+    so window t is exactly the receptive field of output position ``j0 + t * S / jump``. As many
+    windows as fit in the input are packed: ``per = 1 + (length - begin - R) // S``.
+
+    Parameters
+    ----------
+    geometry : Geometry
+        The layer's geometry (local, not global).
+    length : int or None
+        Model input length in bp; None for a model that takes any length, which then runs
+        on one window per input of ``begin + R`` bp.
+    layer : str
+        Layer name for error messages. Default is "this layer".
+
+    Returns
+    -------
+    WindowPacking
+
+    Raises
+    ------
+    InputError
+        For a global layer, a length below 1, or a window that does not fit in ``length`` bp.
+
+    Examples
+    --------
+    Basset's first convolution (R = 19, jump 1, start 0) in its 600-bp input packs
+    1 + (600 - 19) // 19 = 31 windows per input, at offsets 0, 19, 38, ...
+    """
+    position, begin = geometry.first_inside()
+    R, jump = geometry.receptive_field, geometry.jump
+    if length is None:
+        length = begin + R
+    if not isinstance(length, (int, np.integer)) or isinstance(length, bool) or length < 1:
+        raise InputError(f"length == {length!r}, must be an int >= 1 (bp) or None.")
+    if begin + R > length:
+        raise InputError(f"layer {layer!r}: its receptive field ({R} bp at offset {begin}) does not fit in the "
+                         f"model's {length}-bp input, so its neurons cannot be evaluated on windows.")
+    spacing = -(-R // jump) * jump
+    return WindowPacking(R, jump, position, begin, spacing, 1 + (int(length) - begin - R) // spacing, int(length))
 
 
 _INPUT = Geometry(receptive_field=1, jump=1, start=0)

@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 import pytest
+import twins
 
 import interpkit
 from interpkit import CapabilityError, InputError, InputTypeError, InterpkitWarning, MissingFileError
@@ -336,6 +337,36 @@ def test_neuron_on_padded_layers_and_its_gradient(basset_like, basset_model):
     active = basset_model.activations(X, "conv1", pre_activation=True)[:, 2, 3] > 0
     grad = basset_model.neuron_gradient("conv1", 2, X[:, :, :7])
     np.testing.assert_allclose(grad, np.where(active[:, None, None], kernel, 0), atol=1e-6)
+
+
+def _gapped_keras():
+    """conv7 -> stride-3 pool of 2 -> conv3 ("same"), 100 bp: the conv's RF is 14 bp, jump 3 (windows 15 bp apart)."""
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((twins.LENGTH, 4))
+    x = keras.layers.MaxPooling1D(2, strides=3, name="pool")(keras.layers.Conv1D(5, 7, activation="relu")(inputs))
+    return keras.Model(inputs, keras.layers.Conv1D(3, 3, padding="same", name="conv")(x))
+
+
+def test_packed_neurons_equal_one_window_per_input():
+    # Oracle: each window alone in an all-N 100-bp input, the activation at its output position and
+    # tf.GradientTape on the Keras model cut at the layer. The twin network (tests/twins.py) packs conv1
+    # (RF 7) 14 windows per input, conv2 ("same", RF 21, jump 3, position 2 at offset 0) and pool2 (RF 24,
+    # jump 6) 4 each; the gapped model's conv (R = 14 < S = 15) 6.
+    import tensorflow as tf
+
+    twin, gapped = twins.keras_twin(twins.torch_twin()), _gapped_keras()
+    cases = [(twin, "conv1", 7, 14), (twin, "conv2", 21, 4), (twin, "pool2", 24, 4), (gapped, "conv", 14, 6)]
+    for km, layer, R, per in cases:
+        model = interpkit.load(km, output=None if km is twin else OutputReduction())
+
+        def tape_gradient(X, position, km=km, layer=layer):
+            x = tf.constant(X.transpose(0, 2, 1))
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                total = tf.reduce_sum(keras.Model(km.inputs, km.get_layer(layer).output)(x, training=False)[:, position, 2])
+            return tape.gradient(total, x).numpy().transpose(0, 2, 1)
+
+        twins.check_packed_neuron(model, layer, R, per, tape_gradient, atol=1e-5)
 
 
 def test_pool_inputs_follow_the_graph(basset_model):

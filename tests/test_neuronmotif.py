@@ -14,8 +14,10 @@ import pytest
 import twins
 from interpkit_neuronmotif import neuronmotif as nm_module
 from interpkit_neuronmotif.crm import binned_ppm, segments
+from interpkit_neuronmotif.neuron import Neuron
 from interpkit_neuronmotif.neuronmotif import neuronmotif
 from interpkit_neuronmotif.sampling import cap_archive, population_size
+from interpkit_neuronmotif.seeding import lower_consensus, seed_population
 from interpkit_neuronmotif.stack import neuron_stack
 
 import interpkit
@@ -88,7 +90,7 @@ def test_demo1_layer2_demixing_splits_the_two_offsets(demo1):
     assert blurred[0] < 0.7 < ic[0][0]  # the undemixed stack blends both offsets
     for seed in (1, 2):  # k-means restarts do not change the split
         assert neuronmotif(demo1, layer="conv1d_2", random_state=seed).arrays["crm_n"].tolist() == [779, 544]
-    assert "undemixed" in result.report_section() and result.report_section().count("<img") == 3
+    assert "undemixed" in result.report_section() and result.report_section().count("<img") == 4  # + syntax tree
 
 
 def test_converted_twins_give_the_same_crms(demo1, tmp_path):
@@ -178,6 +180,16 @@ def test_layer1_crms_of_a_trained_cnn_match_the_planted_jaspar_motifs(shared):
     hits = tomtom(segs, jaspar, thresh=0.01)
     targets = set(hits.column("Target_ID"))
     assert {"MA0035.4", "MA0139.1"} <= targets, targets  # q < 0.01 for both planted motifs
+    # Layer 2 seeded from layer 1: the first population already activates the neuron far more than random.
+    stack = neuron_stack(model.layers(), 4)
+    neuron = Neuron(model, stack, 0)
+    seeded = seed_population(neuron, lower_consensus(result, stack), 500, np.random.default_rng(0))
+    plain = np.random.default_rng(0).integers(0, 4, seeded.shape, dtype=np.uint8)
+    assert neuron.values(seeded).mean() > neuron.values(plain).mean() + 1.0
+    two = neuronmotif(model, layer=4, neurons="0,1", seed_from=result, max_generations=5, n_jobs=2, motif_db="none")
+    assert two.arrays["neurons"].tolist() == [0, 1] and two.params["seed_from"] == "0"
+    with pytest.raises(InputError, match="needs the layer below it"):
+        neuronmotif(model, layer=8 - 4, neurons="0", seed_from=two)
 
 
 # -- parts ---------------------------------------------------------------------------------------------
@@ -207,6 +219,14 @@ def test_segments_and_archive_cap():
     assert len(kept) == 100 and np.histogram(values, bins=10, range=(0, 1))[0].tolist() == [10] * 10
 
 
+def test_parallel_neurons_give_the_same_results(demo1):
+    one = neuronmotif(demo1, layer="conv1d_1", motif_db="none")
+    three = neuronmotif(demo1, layer="conv1d_1", motif_db="none", n_jobs=3)
+    assert three.provenance["timing"]["workers"] == 3
+    for name in ("crm_ppm", "crm_n", "crm_consensus_activation", "neurons"):
+        np.testing.assert_array_equal(three.arrays[name], one.arrays[name])
+
+
 def test_options_are_checked(demo1):
     with pytest.raises(InputError, match="leave out the sequences"):
         neuronmotif(demo1, np.zeros((1, 4, 8), np.float32), layer="conv1d_1")
@@ -232,5 +252,20 @@ def test_cli_resumes_in_its_output_directory(demo1, shared, tmp_path):
     arrays = np.load(out / "neuronmotif.npz")
     assert arrays["neurons"].tolist() == [0, 1, 2] and arrays["samples"].tolist() == [899, 903, 435]
     np.testing.assert_array_equal(arrays["crm_ppm"][0], first.arrays["crm_ppm"][0])
-    assert (out / "neuronmotif_conv1d_1_n2.meme").read_text().count("MOTIF") == 2  # its CRM and segment 0-5
+    assert (out / "neuronmotif_conv1d_1_n2.meme").read_text().count("MOTIF") == 3  # CRM, segment 0-5, dictionary
     assert main(args) == 2  # finished outputs are never overwritten without --force
+
+
+# -- demo2: the spacing grammar ------------------------------------------------------------------------
+def test_demo2_layer5_finds_ctcf_gap_ctcf(demo2):
+    result = neuronmotif(demo2, layer="conv1d_5")
+    neurons = result.tables["neurons"].rows[0]
+    assert neurons[2] == "ga" and 10 < neurons[3] < 200 and neurons[6] > 0.95  # converged; decoupled at m = 1
+    (motif,) = result.tables["dictionary"].rows  # one dictionary motif ...
+    assert motif[5] == "CTCF" and motif[6] < 1e-4 and motif[7] == "-"  # ... JASPAR CTCF, planted reversed
+    syntax = result.syntax[0][0]
+    assert syntax.word == ("CTCF", "CTCF") and len(syntax.crms) >= len(result.arrays["crm_n"]) // 2
+    (lo, hi), = syntax.gaps
+    assert 10 <= lo <= hi <= 40  # the grammar: sites at 0-15 and 44-59 (research notes 6.4)
+    assert syntax.starts[0] < 16 and 40 < syntax.starts[1] < 62
+    assert result.tables["syntax"].rows[0][4].startswith("(CTCF -[") and "syntax" in result.report_section()

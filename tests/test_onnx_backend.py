@@ -19,6 +19,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 import torch.nn.functional as F
+import twins
 from interpkit_onnx.model import OnnxModel
 from interpkit_onnx.session import cuda_status
 from interpkit_onnx.to_torch import to_torch
@@ -33,6 +34,7 @@ from interpkit import (
     InterpkitWarning,
     capabilities_of,
 )
+from interpkit.adapt import OutputReduction
 from interpkit.cli import main
 from interpkit.probe import receptive_fields
 from interpkit.testing import PREDICTOR_CHECKS, PROBE_CHECKS, check_id, random_one_hot
@@ -406,6 +408,32 @@ def test_neurons(nets, X):
     nets["basset_module"].features(xt)[:, 5, 1].sum().backward()
     expected = xt.grad.numpy()[:, :, :26]
     np.testing.assert_allclose(model.neuron_gradient("/pool2/MaxPool", 5, W26), expected, atol=1e-5)
+
+
+def test_packed_neurons_equal_one_window_per_input(tmp_path):
+    # Oracle: each window alone in an all-N 100-bp input, the activation at its output position and
+    # autograd on the exported torch module. The twin network (tests/twins.py) packs conv1 (RF 7) 14
+    # windows per input, conv2 ("same", RF 21, jump 3, position 2 at offset 0) and pool2 (RF 24, jump 6)
+    # 4 each; a stride-3 pool of 2 under a padded conv has R = 14 < S = 15 (1-bp gaps), 6 per input.
+    twin = twins.torch_twin()
+    torch.manual_seed(1)
+    gapped = nn.Sequential(nn.Conv1d(4, 5, 7), nn.ReLU(), nn.MaxPool1d(2, stride=3),
+                           nn.Conv1d(5, 3, 3, padding=1)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
+        twin_path = twins.onnx_twin(twin, tmp_path / "twin.onnx")
+    gapped_path = export(gapped, tmp_path / "gapped.onnx", torch.zeros(2, 4, twins.LENGTH))
+    cases = [(twin, twin_path, "/conv1/Conv", 1, 7, 14), (twin, twin_path, "/conv2/Conv", 5, 21, 4),
+             (twin, twin_path, "/pool2/MaxPool", 8, 24, 4), (gapped, gapped_path, "/3/Conv", 4, 14, 6)]
+    for module, path, layer, depth, R, per in cases:
+        model = interpkit.load(path, output=None if module is twin else OutputReduction())
+
+        def autograd(X, position, module=module, depth=depth):
+            x = torch.from_numpy(X).requires_grad_(True)
+            module[:depth](x)[:, 2, position].sum().backward()
+            return x.grad.numpy()
+
+        twins.check_packed_neuron(model, layer, R, per, autograd, atol=1e-5)
 
 
 # -- gradients and the torch translation ------------------------------------------------------

@@ -1,5 +1,6 @@
 """Receptive-field algebra and layer lookup, against hand-computed values."""
 
+import numpy as np
 import pytest
 
 from interpkit import InputError, LayerInfo, layer_table, receptive_fields
@@ -146,3 +147,68 @@ def test_first_inside_window():
     assert Geometry(9, 3, 0).first_inside() == (0, 0)
     with pytest.raises(InputError, match="whole input"):
         Geometry(None, None, None).first_inside()
+
+
+def test_window_packing_closed_form():
+    # S = ceil(R / jump) * jump, per = 1 + (L - begin - R) // S, positions j0 + t * S / jump.
+    from interpkit import Geometry
+    from interpkit.probe import window_packing
+
+    cases = [  # geometry, length -> (j0, begin, S, per, positions)
+        (Geometry(19, 1, 0), 600, (0, 0, 19, 31, list(range(0, 571, 19)))),  # Basset conv1: 1 + 581 // 19
+        (Geometry(21, 3, -6), 100, (2, 0, 21, 4, [2, 9, 16, 23])),  # padded conv above a pool3: 1 + 79 // 21
+        (Geometry(22, 4, -7), 100, (2, 1, 24, 4, [2, 8, 14, 20])),  # R not a multiple of the jump: 2-bp gaps
+        (Geometry(7, 1, 0), 14, (0, 0, 7, 2, [0, 7])),  # exact fit
+        (Geometry(7, 1, 0), 13, (0, 0, 7, 1, [0])),
+        (Geometry(22, 4, -7), None, (2, 1, 24, 1, [2])),  # any length: one window in begin + R bp
+    ]
+    for geom, length, (j0, begin, spacing, per, positions) in cases:
+        p = window_packing(geom, length)
+        assert (p.position, p.begin, p.spacing, p.per) == (j0, begin, spacing, per), (geom, length)
+        assert p.length == (length or begin + geom.receptive_field)
+        assert p.positions.tolist() == positions and p.positions.dtype == np.int64
+        assert np.arange(1000)[p.selection].tolist() == positions
+        # Independent of the layout code: window t is exactly the receptive field of position t, inside the input.
+        for t, j in enumerate(positions):
+            assert geom.window(j) == (begin + t * spacing, begin + t * spacing + geom.receptive_field)
+        assert geom.window(positions[-1])[1] <= p.length
+
+
+def test_window_packing_pack_and_unpack():
+    from interpkit import Geometry
+    from interpkit.probe import window_packing
+    from interpkit.testing import random_one_hot
+
+    p = window_packing(Geometry(22, 4, -7), 100)  # windows at 1, 25, 49, 73; 4 per input
+    W = random_one_hot(6, 22, random_state=0)
+    X = p.pack(W)
+    assert X.shape == (2, 4, 100) and X.dtype == np.float32
+    for i in range(6):  # window i in row i // 4, slot i % 4
+        a = 1 + 24 * (i % 4)
+        np.testing.assert_array_equal(X[i // 4, :, a:a + 22], W[i])
+    assert X.sum() == 6 * 22  # nothing else: the gaps, the edges and the two empty slots are all-N
+    np.testing.assert_array_equal(p.unpack_gradients(X, 6), W)  # the embedding read back
+    np.testing.assert_array_equal(p.unpack_values(np.arange(8.0).reshape(2, 4), 6), np.arange(6.0))
+    assert p.unpack_values(np.zeros((2, 4)), 6).dtype == np.float32
+    p.check_positions(21, "conv")  # positions 2 .. 20
+    with pytest.raises(InputError, match="layer 'conv' has 20 positions at 100 bp, fewer than its geometry"):
+        p.check_positions(20, "conv")
+    with pytest.raises(InputError, match=r"W has shape \(6, 4, 21\) but must have shape \(M, 4, 22\)"):
+        p.pack(W[:, :, :21])
+    with pytest.raises(InputError, match=r"values has shape \(1, 4\) but must have shape \(2, 4\)"):
+        p.unpack_values(np.zeros((1, 4)), 6)
+    with pytest.raises(InputError, match=r"G has shape \(2, 4, 99\)"):
+        p.unpack_gradients(np.zeros((2, 4, 99)), 6)
+
+
+def test_window_packing_raises():
+    from interpkit import Geometry
+    from interpkit.probe import window_packing
+
+    with pytest.raises(InputError, match=r"layer 'conv2': its receptive field \(21 bp at offset 2\) does not fit "
+                                         r"in the model's 22-bp input"):
+        window_packing(Geometry(21, 3, -7), 22, layer="conv2")
+    with pytest.raises(InputError, match="whole input"):
+        window_packing(Geometry(None, None, None), 100)
+    with pytest.raises(InputError, match="length == 0, must be an int >= 1"):
+        window_packing(Geometry(7, 1, 0), 0)

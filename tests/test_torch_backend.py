@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import twins
 from interpkit_torch import _claims
 from interpkit_torch.checkpoint import load_weights
 from interpkit_torch.load import load as torch_load
@@ -451,6 +452,26 @@ def test_neuron_gradient_of_first_convolution_is_its_kernel():
     x.requires_grad_(True)
     (grad,) = torch.autograd.grad(module.eval()[:5](x)[:, 1, 2].sum(), x)
     np.testing.assert_allclose(model.neuron_gradient("4", 1, W), grad[:, :, :21].numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_packed_neurons_equal_one_window_per_input():
+    # Oracle: each window alone in an all-N 100-bp input, the activation at its output position and
+    # autograd on the raw module. The twin network (tests/twins.py) packs conv1 (RF 7) 14 windows per
+    # input, conv2 ("same", RF 21, jump 3, position 2 at offset 0) and pool2 (RF 24, jump 6) 4 each; a
+    # stride-3 pool of 2 under a padded conv has R = 14 < S = 15 (1-bp gaps), 6 per input.
+    twin = twins.torch_twin()
+    gapped = nn.Sequential(nn.Conv1d(4, 5, 7), nn.ReLU(), nn.MaxPool1d(2, stride=3), nn.Conv1d(5, 3, 3, padding=1))
+    cases = [(twin, "conv1", 1, 7, 14), (twin, "conv2", 5, 21, 4), (twin, "pool2", 8, 24, 4),
+             (gapped.eval(), "3", 4, 14, 6)]
+    for module, layer, depth, R, per in cases:
+        model = interpkit.load(module, length=twins.LENGTH, output=None if module is twin else OutputReduction())
+
+        def autograd(X, position, module=module, depth=depth):
+            x = torch.from_numpy(X).requires_grad_(True)
+            module[:depth](x)[:, 2, position].sum().backward()
+            return x.grad.numpy()
+
+        twins.check_packed_neuron(model, layer, R, per, autograd)
 
 
 def test_repeated_module_calls_get_numbered_rows():

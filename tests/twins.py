@@ -130,3 +130,23 @@ def demo_to_torch(km):
             continue
         model.add_module(layer.name, module)
     return model.eval()
+
+
+def check_packed_neuron(model, layer: str, R: int, per: int, reference_gradient, *, atol: float = 1e-6) -> None:
+    """Check ``model.neuron``/``neuron_gradient`` on windows packed ``per`` to an input against each window
+    alone in an all-N LENGTH-bp input: the activation at its output position, and
+    ``reference_gradient(X, position)`` -> (M, 4, LENGTH), the framework's own gradient of that activation."""
+    from interpkit.probe import receptive_fields, window_packing
+    from interpkit.testing import random_one_hot
+
+    index = [info.name for info in model.layers()].index(layer)
+    pack = window_packing(receptive_fields(model.layers())[index], LENGTH)
+    assert (pack.receptive_field, pack.per) == (R, per), layer
+    W = random_one_hot(2 * per + 3, R, random_state=R)  # the last input partly filled
+    X = np.zeros((len(W), 4, LENGTH), np.float32)
+    X[:, :, pack.begin:pack.begin + R] = W
+    np.testing.assert_allclose(model.neuron(layer, 2, W), model.activations(X, layer)[:, 2, pack.position],
+                               rtol=1e-5, atol=atol, err_msg=layer)
+    grad = reference_gradient(X, pack.position)
+    np.testing.assert_allclose(model.neuron_gradient(layer, 2, W), grad[:, :, pack.begin:pack.begin + R],
+                               rtol=1e-5, atol=atol, err_msg=layer)

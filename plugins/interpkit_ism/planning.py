@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from interpkit.adapt import to_model_layout
+from interpkit.threads import one_torch_thread
 from interpkit_ism.chain import (
     AVGPOOL,
     BATCHNORM,
@@ -333,10 +334,6 @@ def one_thread(device: torch.device) -> Iterator[int]:
     if device.type != "cpu":
         yield 1
         return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread() as threads:
         yield threads
-    finally:
-        torch.set_num_threads(threads)
 

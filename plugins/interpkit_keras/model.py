@@ -24,7 +24,7 @@ from interpkit import Capability, InputSpec, LayerInfo, LayerProbe, Predictor
 from interpkit.adapt import OutputReduction, auto_batch_size, from_model_layout, to_model_layout
 from interpkit.errors import CapabilityError, InputError, InterpkitError
 from interpkit.predictor import TorchFunction
-from interpkit.probe import receptive_fields, resolve_layer
+from interpkit.probe import receptive_fields, resolve_layer, window_packing
 from interpkit.progress import batch_slices
 from interpkit.validation import check_index, check_one_hot, check_scalar
 
@@ -108,6 +108,7 @@ class KerasModel(Predictor, LayerProbe):
         self._table: tuple[list[LayerInfo], list[Any]] | None = None
         self._untranslatable: list[str] | None = None
         self._translation: Any = None
+        self._positions: dict[tuple[str, int], int] = {}  # (layer, input length) -> output positions
 
     # -- Predictor ---------------------------------------------------------------
     @property
@@ -340,8 +341,13 @@ class KerasModel(Predictor, LayerProbe):
         twin.set_weights(layer.get_weights())
         return twin
 
-    def _tensor_function(self, index: int, mode: str, *, grad: bool = False) -> Callable:
-        """tf.function of one layer's output ("output"), input ("input") or pre-activation ("pre"), as (N, C, L')."""
+    def _tensor_function(self, index: int, mode: str, *, neuron: str | None = None) -> Callable:
+        """tf.function of one layer's output ("output"), input ("input") or pre-activation ("pre"), as (N, C, L').
+
+        With ``neuron="value"`` it takes ints (channel, first, stop, step) after the inputs and returns
+        the (N, per) values ``y[:, channel, first:stop:step]``; with ``neuron="gradient"``, the
+        gradient of their sum with respect to the sequence input, in the model's layout.
+        """
         layer = self._layer_table()[1][index]
 
         def build(tf: Any) -> Callable:
@@ -354,11 +360,16 @@ class KerasModel(Predictor, LayerProbe):
                 y = sub(list(xs), training=False)
                 return _channels_first(tf, y if after is None else after(y, training=False), self._spec.layout)
 
-            if grad:
-                return self._seq_gradient(tf, lambda xs, c, j: value(xs)[:, c, j])
+            def read(xs: Sequence[Any], c: Any, first: Any, stop: Any, step: Any) -> Any:
+                return value(xs)[:, c, first:stop:step]
+
+            if neuron == "gradient":
+                return self._seq_gradient(tf, read)
+            if neuron == "value":
+                return lambda *args: read(args[: len(self._extra)], *args[len(self._extra):])
             return lambda *xs: value(xs)
 
-        return self._function(("tensor", layer.name, mode, grad), build, n_args=2 if grad else 0)
+        return self._function(("tensor", layer.name, mode, neuron), build, n_args=4 if neuron else 0)
 
     def activations(self, X: np.ndarray, layer: str | int, *, pre_activation: bool = False,
                     batch_size: int | None = None) -> np.ndarray:
@@ -391,8 +402,8 @@ class KerasModel(Predictor, LayerProbe):
             mode = "input"
         return self._run(self._tensor_function(index, mode), X, batch_size)
 
-    def _neuron_site(self, layer: str | int, channel: Any, W: Any) -> tuple[int, int, int, slice, np.ndarray]:
-        """(layer index, channel, output position j, W's place in the input, the input holding W)."""
+    def _neuron(self, layer: str | int, channel: Any, W: Any, read: str) -> np.ndarray:
+        """Values (M,) (``read="value"``) or gradients (M, 4, R) (``"gradient"``) of one neuron on windows W."""
         layers = self.layers()
         index, info = resolve_layer(layers, layer)
         geom = receptive_fields(layers)[index]
@@ -402,42 +413,53 @@ class KerasModel(Predictor, LayerProbe):
         top = None if info.channels is None else info.channels - 1
         channel = check_scalar(channel, "channel", int, min_val=0, max_val=top)
         W = check_one_hot(W, "W", length=geom.receptive_field)
-        j, begin = geom.first_inside()
-        window = slice(begin, begin + geom.receptive_field)
-        length = self._spec.length or window.stop
-        if window.stop > length:
-            raise InputError(f"layer {info.name!r}: no output position's window ({geom.receptive_field} bp) lies "
-                             f"inside the model's {length}-bp input, so its neurons cannot be evaluated on windows.")
-        X = np.zeros((len(W), 4, length), dtype=np.float32)
-        X[:, :, window] = W
-        return index, channel, j, window, X
+        pack = window_packing(geom, self._spec.length, layer=info.name)
+        key = (info.name, pack.length)
+        if key not in self._positions:  # the layer's output length, from one all-N input
+            self._positions[key] = self._run(self._tensor_function(index, "output"),
+                                             np.zeros((1, 4, pack.length), np.float32), None).shape[2]
+        pack.check_positions(self._positions[key], info.name)
+        sel = pack.selection
+        out = self._run(self._tensor_function(index, "output", neuron=read), pack.pack(W), None,
+                        channel, sel.start, sel.stop, sel.step)
+        if read == "gradient":
+            return pack.unpack_gradients(self._canonical(out), len(W))
+        return pack.unpack_values(out, len(W))
 
     def neuron(self, layer: str | int, channel: int, W: np.ndarray) -> np.ndarray:
         """Activation of one channel at the output position whose receptive field is window W.
 
         W (M, 4, R), R = the layer's receptive field in bp, is placed at the first output position
-        whose window needs no padding, in an input of the model's length that is otherwise N
-        (all-zero); that position's value depends on W only. Returns (M,) float32.
+        j0 whose window needs no padding (input offset s0, :meth:`~interpkit.probe.Geometry.first_inside`),
+        in an input of the model's length that is otherwise N (all-zero); that position's value
+        depends on W only. Further windows go every S bp after it (S = R rounded up to a multiple of
+        the layer's jump) and are read at positions j0 + t S / jump, each depending on its own
+        window only, so one forward pass serves 1 + (L - s0 - R) // S windows
+        (:func:`interpkit.probe.window_packing`). A model without a fixed length runs on one
+        window per input of s0 + R bp. Returns (M,) float32, equal to
+        ``activations(X, layer)[:, channel, j]`` for the position j whose window is W within X (tested).
 
         Raises
         ------
         InputError
-            For a global layer, a channel out of range, or W that is not one-hot (M, 4, R).
+            For a global layer, a channel out of range, W that is not one-hot (M, 4, R), or a
+            receptive field that does not fit in the input.
         """
-        index, channel, j, _, X = self._neuron_site(layer, channel, W)
-        return self._run(self._tensor_function(index, "output"), X, None)[:, channel, j].copy()
+        return self._neuron(layer, channel, W, "value")
 
     def neuron_gradient(self, layer: str | int, channel: int, W: np.ndarray) -> np.ndarray:
         """Gradient of :meth:`neuron` with respect to W: (M, 4, R) float32, canonical order.
+
+        Windows are packed as in :meth:`neuron`; the gradient of the sum of an input's values is
+        taken with ``tf.GradientTape`` and each window's own columns are read back (the other
+        values do not depend on them).
 
         Raises
         ------
         InputError
             As :meth:`neuron`.
         """
-        index, channel, j, window, X = self._neuron_site(layer, channel, W)
-        G = self._run(self._tensor_function(index, "output", grad=True), X, None, channel, j)
-        return np.ascontiguousarray(self._canonical(G)[:, :, window])
+        return self._neuron(layer, channel, W, "gradient")
 
     def pool_inputs(self, X: np.ndarray, layer: str | int) -> dict[str, np.ndarray]:
         """Inputs (N, C, L') of every max-pool at or below ``layer`` in the graph, in table order."""

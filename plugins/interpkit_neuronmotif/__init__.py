@@ -26,6 +26,11 @@ _PARAMS = (
     Param("min_split", int, 50, "Clusters smaller than this are not split.", min=2),
     Param("checkpoint_dir", str, None, "Directory for finished neurons; a rerun resumes from it (unset on the "
           "command line: OUT/checkpoints)."),
+    Param("seed_from", str, None, "Output directory of this method on the layer below: the GA starts from its CRMs' "
+          "consensus sequences."),
+    Param("n_jobs", int, 1, "Neurons analysed at once on worker threads (-1: one per CPU core).", min=-1),
+    Param("motif_db", str, "jaspar", "Motifs annotating segments and the dictionary: jaspar (pyjaspar's newest "
+          "CORE vertebrates, offline), a MEME file, or none."),
     RANDOM_STATE,
     VERBOSE,
 )

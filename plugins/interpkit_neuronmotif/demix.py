@@ -22,12 +22,15 @@ __all__ = ["DECOUPLED", "MIN_SPLIT", "demix", "weighted_kmeans"]
 MIN_SPLIT = 50
 #: A neuron is decoupled when some CRM's consensus reaches this fraction of the best activation.
 DECOUPLED = 0.95
+#: k-means restarts (k-means++ seeds) per fit.
+_RESTARTS = 3
 #: Feature values held in memory for one k-means fit; above it the fit uses a subsample.
 _FIT_BUDGET = 25_000_000
 
 
 def weighted_kmeans(features: np.ndarray, weights: np.ndarray, k: int, *, random_state: int) -> np.ndarray:
-    """k-means with sample weights (scikit-learn ``KMeans``, k-means++, 10 restarts): labels (n,), int64.
+    """k-means with sample weights (scikit-learn ``KMeans``, k-means++, 3 restarts, as the reference's
+    ``MiniBatchKMeans`` defaults): labels (n,), int64.
 
     Parameters
     ----------
@@ -39,7 +42,7 @@ def weighted_kmeans(features: np.ndarray, weights: np.ndarray, k: int, *, random
     """
     from sklearn.cluster import KMeans
 
-    km = KMeans(n_clusters=k, n_init=10, random_state=random_state)
+    km = KMeans(n_clusters=k, n_init=_RESTARTS, random_state=random_state)
     return km.fit(features, sample_weight=weights).labels_.astype(np.int64)
 
 
@@ -53,7 +56,7 @@ def _labels(features: Callable[[np.ndarray], np.ndarray], index: np.ndarray, wei
         return weighted_kmeans(features(index), weights, k, random_state=random_state)
     rng = np.random.default_rng(random_state)
     fit = np.sort(rng.choice(n, max(k, _FIT_BUDGET // width), replace=False))
-    km = KMeans(n_clusters=k, n_init=10, random_state=random_state).fit(features(index[fit]),
+    km = KMeans(n_clusters=k, n_init=_RESTARTS, random_state=random_state).fit(features(index[fit]),
                                                                          sample_weight=weights[fit])
     step = max(1, _FIT_BUDGET // (4 * width))
     return np.concatenate([km.predict(features(index[a:a + step])) for a in range(0, n, step)]).astype(np.int64)

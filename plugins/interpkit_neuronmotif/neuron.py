@@ -7,7 +7,10 @@ one-hot (M, 4, R) float32 batches only for the model, a chunk at a time.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +41,9 @@ class Neuron:
         From :func:`~interpkit_neuronmotif.stack.neuron_stack`.
     channel : int
         0-based channel of the target stage.
+    lock : threading.Lock or None
+        Held during every model call, when neurons run on several threads (backends' layer probes, e.g.
+        PyTorch's forward hooks, are not thread-safe). Default is None.
 
     Attributes
     ----------
@@ -47,8 +53,8 @@ class Neuron:
         Windows evaluated (values and gradients).
     """
 
-    def __init__(self, model: Predictor, stack: NeuronStack, channel: int) -> None:
-        self.model, self.stack, self.channel = model, stack, channel
+    def __init__(self, model: Predictor, stack: NeuronStack, channel: int, lock: Any = None) -> None:
+        self.model, self.stack, self.channel, self.lock = model, stack, channel, lock
         self.has_gradient = Capability.GRADIENT in capabilities_of(model)
         target = stack.target
         position = max(0, -(target.start // target.jump))
@@ -67,11 +73,10 @@ class Neuron:
             yield sl, one_hot(codes[sl])
 
     def _timed(self, fn, *args):
-        import time
-
-        t = time.perf_counter()
-        out = fn(*args)
-        self.passes += time.perf_counter() - t
+        with self.lock or contextlib.nullcontext():
+            t = time.perf_counter()
+            out = fn(*args)
+            self.passes += time.perf_counter() - t
         return out
 
     def values(self, codes: np.ndarray) -> np.ndarray:

@@ -11,20 +11,29 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from interpkit import Predictor
+from interpkit import Motif, Predictor
 from interpkit._io import atomic_write
 from interpkit.errors import InputError
+from interpkit.threads import cpu_workers
 from interpkit.validation import check_choice, check_scalar
 from interpkit_neuronmotif.crm import CRM, binned_ppm, quality_scores, segments
 from interpkit_neuronmotif.demix import DECOUPLED, MIN_SPLIT, demix
 from interpkit_neuronmotif.neuron import Neuron
 from interpkit_neuronmotif.result import NeuronMotifResult, assemble
-from interpkit_neuronmotif.sampling import ENUMERATE_BELOW, Samples, enumerate_windows, genetic_sampling
+from interpkit_neuronmotif.sampling import (
+    ENUMERATE_BELOW,
+    Samples,
+    enumerate_windows,
+    genetic_sampling,
+    population_size,
+)
+from interpkit_neuronmotif.seeding import lower_consensus, seed_population
 from interpkit_neuronmotif.stack import NeuronStack, neuron_stack
 
 __all__ = ["NeuronReport", "analyse_neuron", "neuronmotif"]
@@ -76,8 +85,10 @@ def _crms(neuron: Neuron, samples: Samples, stack: NeuronStack, *, m: int, bins:
 
 def analyse_neuron(neuron: Neuron, *, sampling: str = "auto", m: int | str = "auto", max_m: int = 3,
                    population: int | None = None, max_generations: int = 200, bins: int = 50,
-                   min_split: int = MIN_SPLIT, random_state: int = 0, verbose: bool = False) -> NeuronReport:
-    """Sample, demix and summarise one neuron (see :func:`neuronmotif` for the options).
+                   min_split: int = MIN_SPLIT, random_state: int = 0, seeds: dict | None = None,
+                   verbose: bool = False) -> NeuronReport:
+    """Sample, demix and summarise one neuron (see :func:`neuronmotif` for the options; ``seeds`` are the
+    lower layer's CRM consensus sequences, :func:`~interpkit_neuronmotif.seeding.lower_consensus`).
 
     Returns
     -------
@@ -90,9 +101,12 @@ def analyse_neuron(neuron: Neuron, *, sampling: str = "auto", m: int | str = "au
     if sampling == "enumerate" or (sampling == "auto" and R < ENUMERATE_BELOW):
         samples = enumerate_windows(neuron)
     else:
+        initial = None
+        if seeds:
+            initial = seed_population(neuron, seeds, population or population_size(R), rng)
         samples = genetic_sampling(neuron, rng=rng, population=population, max_generations=max_generations,
-                                   archive_bins=bins, gradient=None if sampling != "ga-gradient-free" else False,
-                                   verbose=verbose)
+                                   initial=initial, archive_bins=bins,
+                                   gradient=None if sampling != "ga-gradient-free" else False, verbose=verbose)
     report = NeuronReport(channel=neuron.channel, method=samples.method, generations=samples.generations,
                           evaluated=samples.evaluated, samples=len(samples.values), m=0,
                           undemixed=np.full((4, R), 0.25), crms=[], quality=np.zeros(0))
@@ -168,6 +182,9 @@ def neuronmotif(
     bins: int = 50,
     min_split: int = MIN_SPLIT,
     checkpoint_dir: str | os.PathLike | None = None,
+    seed_from: Any = None,
+    n_jobs: int = 1,
+    motif_db: str | os.PathLike | None = "jaspar",
     random_state: int = 0,
     verbose: bool = False,
 ) -> NeuronMotifResult:
@@ -209,6 +226,20 @@ def neuronmotif(
     checkpoint_dir : path or None
         Each finished neuron is written there (``<conv>_neuron<k>.npz``, atomically) and read back on a
         rerun with the same options instead of being recomputed. Default is None (no checkpoints).
+    seed_from : NeuronMotifResult, path or None
+        The result (or output directory) of this method on the layer below: the GA's first population
+        then holds its CRMs' consensus sequences where they raise the neuron
+        (:mod:`~interpkit_neuronmotif.seeding`), as the reference code seeds layer by layer. Default is
+        None (random windows).
+    n_jobs : int
+        Neurons analysed at once, on worker threads (-1: one per CPU core). Model calls still run one at
+        a time (layer probes are not thread-safe; each uses the framework's own threads), and a neuron's
+        sampling, k-means and PPMs overlap other neurons' model calls; results equal n_jobs=1's.
+        Default is 1.
+    motif_db : "jaspar", path, "none" or None
+        Motifs to annotate CRM segments and dictionary motifs with (Tomtom, both strands): "jaspar" is
+        the newest JASPAR CORE vertebrates release shipped with pyjaspar (no network), a path a MEME
+        file, "none" or None no annotation. Default is "jaspar".
     random_state : int
         Seed of the sampling and of k-means. Default is 0.
     verbose : bool
@@ -226,9 +257,14 @@ def neuronmotif(
         - ``undemixed_ppm``: (U, 4, R), float64, each neuron's samples before demixing;
         - ``neurons``, ``samples``, ``m``, ``generations``: (U,), int64.
 
-        Tables ``crms`` (neuron, crm, n, max_activation, consensus_activation, decoupling, quality,
-        consensus, segments) and ``neurons``; motifs: every CRM (id ``<conv>_n<k>_crm<i>``) and segment
-        (``..._<start>_<end>``).
+        Tables: ``crms`` (neuron, crm, n, max_activation, consensus_activation, decoupling, quality,
+        consensus, segments, and the best database match of its segments: match_id, match_name,
+        q_value); ``neurons`` (with the number of dictionary motifs and the main syntax tree);
+        ``dictionary`` (neuron, motif, consensus, segments, best match, q_value, orientation);
+        ``syntax`` (neuron, word, crms, gaps_bp, tree), see
+        :mod:`~interpkit_neuronmotif.dictionary` and :mod:`~interpkit_neuronmotif.syntax`.
+        Motifs: every CRM (id ``<conv>_n<k>_crm<i>``), segment (``..._<start>_<end>``) and dictionary
+        motif (``<conv>_n<k>_m<i>``, named by its match when q < 0.01).
 
     Raises
     ------
@@ -263,25 +299,55 @@ def neuronmotif(
     directory = None if checkpoint_dir is None else Path(checkpoint_dir)
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fingerprint(model, stack, options)
-    reports, passes, evaluated = [], [], 0
-    for k in channels:
+    seeds = None if seed_from is None else lower_consensus(seed_from, stack)
+    seeded = {str(c): v.tolist() for c, v in (seeds or {}).items()}
+    fingerprint = _fingerprint(model, stack, {**options, "seeds": seeded})
+
+    def one(k: int) -> tuple[NeuronReport, float, int]:
         path = None if directory is None else _checkpoint_path(directory, stack, k)
         if path is not None and path.exists():
-            reports.append(_load(path, fingerprint))
-            continue
-        neuron = Neuron(model, stack, k)
-        report = analyse_neuron(neuron, **options, verbose=verbose)
-        passes.append(neuron.passes)
-        evaluated += neuron.calls
+            return _load(path, fingerprint), 0.0, 0
+        neuron = Neuron(model, stack, k, lock)
+        report = analyse_neuron(neuron, **options, seeds=seeds, verbose=verbose and n_jobs == 1)
         if path is not None:
-            _save(path, report, fingerprint)
-        reports.append(report)
+            _save(path, report, fingerprint)  # as each finishes: an interrupted layer resumes here
+        return report, neuron.passes, neuron.calls
+
+    workers = min(cpu_workers(n_jobs), len(channels))
+    lock = threading.Lock() if workers > 1 else None  # model calls one at a time; the rest overlaps
+    if workers == 1:
+        done = [one(k) for k in channels]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            done = list(pool.map(one, channels))
+    reports = [d[0] for d in done]
+    passes = [d[1] for d in done]
+    evaluated = sum(d[2] for d in done)
     warnings = []
     if stack.target.fused_activation:
         warnings.append(f"layer {stack.target.conv!r} has a fused {stack.target.fused_activation} activation; its "
                         "neurons are read after it (positive windows are the same, gradients vanish below 0).")
-    params = {"layer": stack.target.conv, "neurons": channels, **options,
+    params = {"layer": stack.target.conv, "neurons": channels, **options, "motif_db": str(motif_db),
+              "seed_from": None if seed_from is None else str(getattr(seed_from, "layer", seed_from)), "n_jobs": n_jobs,
               "checkpoint_dir": None if directory is None else str(directory)}
-    return assemble(stack, reports, params=params, warnings=warnings,
-                    timing={"model_seconds": float(sum(passes)), "windows_evaluated": evaluated})
+    return assemble(stack, reports, params=params, warnings=warnings, database=_database(motif_db),
+                    timing={"model_seconds": float(sum(passes)), "windows_evaluated": evaluated, "workers": workers})
+
+
+def _database(motif_db: Any) -> list[Motif] | None:
+    """The annotation motifs named by ``motif_db`` (see :func:`neuronmotif`)."""
+    if motif_db is None or motif_db == "none":
+        return None
+    if motif_db == "jaspar":
+        from interpkit.jaspar import fetch_jaspar
+
+        return fetch_jaspar()
+    from interpkit.meme import read_meme
+
+    if not Path(motif_db).is_file():
+        from interpkit.errors import MissingFileError
+
+        raise MissingFileError(f"motif_db {motif_db} is not a file; give a MEME file, 'jaspar' or 'none'.")
+    return list(read_meme(motif_db).motifs)

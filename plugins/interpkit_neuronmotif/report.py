@@ -14,6 +14,8 @@ __all__ = ["render"]
 #: Neurons drawn, and CRMs drawn per neuron (best quality first); the rest are in the tables and MEME files.
 _MAX_NEURONS = 16
 _MAX_CRMS = 8
+#: Syntax trees drawn per neuron (its most frequent arrangements).
+_MAX_TREES = 2
 
 
 def render(result: Any, *, max_rows: int = 50) -> str:
@@ -29,9 +31,11 @@ def render(result: Any, *, max_rows: int = 50) -> str:
     -------
     str
         Parameters, warnings, tables, then per neuron (at most 16) the information logo of all its samples
-        before demixing (a blend of the arrangements) and of its best CRMs (at most 8).
+        before demixing (a blend of the arrangements), of its best CRMs (at most 8), and the trees of its
+        two most frequent motif arrangements.
     """
     from interpkit.logos import logo_png
+    from interpkit_neuronmotif.syntax import tree_png
 
     esc = html.escape
     base = Result(result.method, tables=result.tables, params=result.params, warnings=result.warnings)
@@ -54,6 +58,8 @@ def render(result: Any, *, max_rows: int = 50) -> str:
             title = (f"CRM {i - mine[0]}: n={a['crm_n'][i]}, max {a['crm_max_activation'][i]:.2f}, "
                      f"decoupling {a['crm_decoupling'][i]:.2f}")
             parts.append(png_img(logo_png(a["crm_ppm"][i], title=title, dpi=60), title))
+        for syn in result.syntax.get(int(k), [])[:_MAX_TREES]:
+            parts.append(png_img(tree_png(syn), f"syntax {syn.text}"))
     if len(a["neurons"]) > _MAX_NEURONS:
         parts.append(f"<p>Logos of the first {_MAX_NEURONS} of {len(a['neurons'])} neurons; all CRMs are in the "
                      "MEME files.</p>")

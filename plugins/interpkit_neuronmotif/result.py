@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ import numpy as np
 from interpkit.motifs import Motif, consensus
 from interpkit.results import Result
 from interpkit.tables import Table
+from interpkit_neuronmotif.dictionary import best_matches, motif_dictionary, words
 from interpkit_neuronmotif.stack import NeuronStack
+from interpkit_neuronmotif.syntax import Syntax, syntax_trees
 
 __all__ = ["NeuronMotifResult", "assemble", "crm_id", "neuron_id"]
 
@@ -37,18 +40,21 @@ class NeuronMotifResult(Result):
         The target convolution.
     receptive_field : int
         R, bp.
+    syntax : mapping of int to list of Syntax
+        Per neuron, its arrangements of dictionary motifs with their trees, the most frequent first.
     """
 
     layer: str = ""
     receptive_field: int = 0
+    syntax: Mapping[int, list[Syntax]] = field(default_factory=dict)
 
     def neuron_motifs(self, channel: int) -> tuple[Motif, ...]:
-        """The CRMs and segments of one neuron, as :attr:`motifs` holds them."""
-        prefix = f"{neuron_id(self.layer, channel)}_crm"
+        """The CRMs, segments and dictionary motifs of one neuron, as :attr:`motifs` holds them."""
+        prefix = f"{neuron_id(self.layer, channel)}_"
         return tuple(m for m in self.motifs if m.id.startswith(prefix))
 
     def write(self, out_dir: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
-        """As :meth:`Result.write`, plus one MEME file of CRMs and segments per neuron,
+        """As :meth:`Result.write`, plus one MEME file of CRMs, segments and dictionary motifs per neuron,
         ``neuronmotif_<layer>_n<k>.meme``."""
         from interpkit.meme import write_meme
 
@@ -75,12 +81,43 @@ class NeuronMotifResult(Result):
         return render(self, max_rows=max_rows)
 
 
+def _name(match: tuple | None, fallback: str, q: float) -> str:
+    return match[1] if match is not None and match[2] < q and match[1] else fallback
+
+
 def assemble(stack: NeuronStack, reports: list[dict], *, params: dict, warnings: list[str],
-             timing: dict[str, Any]) -> NeuronMotifResult:
-    """Stack per-neuron reports into one result (see ``neuronmotif`` for the arrays)."""
+             timing: dict[str, Any], database: list[Motif] | None = None, match_q: float = 0.01
+             ) -> NeuronMotifResult:
+    """Stack per-neuron reports into one result, with each neuron's motif dictionary, syntax and matches.
+
+    Parameters
+    ----------
+    stack : NeuronStack
+    reports : list of dict
+        From :func:`~interpkit_neuronmotif.neuronmotif.analyse_neuron`, one per neuron.
+    params, warnings, timing
+        Recorded in the result.
+    database : list of Motif or None
+        Motifs to annotate CRMs and dictionary motifs with (e.g. JASPAR); None skips it. Default is None.
+    match_q : float
+        q-value below which a match names a dictionary motif in the syntax tree. Default is 0.01.
+
+    Returns
+    -------
+    NeuronMotifResult
+        Arrays and tables as :func:`~interpkit_neuronmotif.neuronmotif.neuronmotif` documents.
+    """
     conv, R = stack.target.conv, stack.receptive_field
-    rows, neuron_rows, motifs = [], [], []
+    segs = {crm_id(conv, int(rep["channel"]), i) + f"_{a}_{b}": Motif(crm_id(conv, int(rep["channel"]), i)
+                                                                     + f"_{a}_{b}", c.ppm[:, a:b], nsites=c.n)
+            for rep in reports for i, c in enumerate(rep["crms"]) for a, b in c.segments}
+    seg_match = best_matches(list(segs.values()), database or [])
+    dictionaries = {int(rep["channel"]): motif_dictionary(rep["crms"], prefix=neuron_id(conv, int(rep["channel"])))
+                    for rep in reports}
+    dict_match = best_matches([m for d, _ in dictionaries.values() for m in d], database or [])
+    rows, neuron_rows, dict_rows, syntax_rows, motifs = [], [], [], [], []
     ppms, owner, n, top, cons, dec, quality = [], [], [], [], [], [], []
+    trees: dict[int, list[Syntax]] = {}
     for rep in reports:
         k = int(rep["channel"])
         crms = rep["crms"]
@@ -94,13 +131,26 @@ def assemble(stack: NeuronStack, reports: list[dict], *, params: dict, warnings:
             quality.append(float(rep["quality"][i]))
             ident = crm_id(conv, k, i)
             motifs.append(Motif(ident, c.ppm, nsites=c.n))
-            for a, b in c.segments:
-                motifs.append(Motif(f"{ident}_{a}_{b}", c.ppm[:, a:b], nsites=c.n))
+            mine = [segs[f"{ident}_{a}_{b}"] for a, b in c.segments]
+            motifs.extend(mine)
+            hits = [seg_match[m.id] for m in mine if m.id in seg_match]
+            best = min(hits, key=lambda h: h[2]) if hits else ("", "", float("nan"), "")
             rows.append((k, i, c.n, c.max_value, c.consensus_value, c.decoupling, quality[-1], consensus(c.ppm),
-                         ";".join(f"{a}-{b}" for a, b in c.segments)))
-        best = max((c.decoupling for c in crms), default=float("nan"))
+                         ";".join(f"{a}-{b}" for a, b in c.segments), best[0], best[1], best[2]))
+        dictionary, instances = dictionaries[k]
+        names = []
+        for m in dictionary:
+            match = dict_match.get(m.id)
+            names.append(_name(match, m.id, match_q))
+            motifs.append(Motif(m.id, m.ppm, name=names[-1] if names[-1] != m.id else "", nsites=m.nsites))
+            dict_rows.append((k, m.id, m.consensus(), int(m.nsites or 0), *(match or ("", "", float("nan"), ""))))
+        trees[k] = syntax_trees(words(instances, len(crms)), names)
+        for syn in trees[k]:
+            syntax_rows.append((k, "-".join(syn.word), len(syn.crms), ";".join(f"{lo}..{hi}" for lo, hi in syn.gaps),
+                                syn.text))
+        best_d = max((c.decoupling for c in crms), default=float("nan"))
         neuron_rows.append((k, int(rep["samples"]), str(rep["method"]), int(rep["generations"]), int(rep["m"]),
-                            len(crms), best))
+                            len(crms), best_d, len(dictionary), trees[k][0].text if trees[k] else ""))
     arrays = {
         "crm_ppm": np.array(ppms, dtype=np.float64).reshape(-1, 4, R),
         "crm_neuron": np.array(owner, dtype=np.int64),
@@ -115,11 +165,16 @@ def assemble(stack: NeuronStack, reports: list[dict], *, params: dict, warnings:
         "m": np.array([rep["m"] for rep in reports], dtype=np.int64),
         "generations": np.array([rep["generations"] for rep in reports], dtype=np.int64),
     }
+    match_columns = ("match_id", "match_name", "q_value")
     tables = {
         "crms": Table(("neuron", "crm", "n", "max_activation", "consensus_activation", "decoupling", "quality",
-                       "consensus", "segments"), tuple(rows)),
-        "neurons": Table(("neuron", "samples", "sampling", "generations", "m", "crms", "decoupling_indicator"),
-                         tuple(neuron_rows)),
+                       "consensus", "segments", *match_columns), tuple(rows)),
+        "neurons": Table(("neuron", "samples", "sampling", "generations", "m", "crms", "decoupling_indicator",
+                          "dictionary_motifs", "syntax"), tuple(neuron_rows)),
+        "dictionary": Table(("neuron", "motif", "consensus", "segments", *match_columns, "orientation"),
+                            tuple(dict_rows)),
+        "syntax": Table(("neuron", "word", "crms", "gaps_bp", "tree"), tuple(syntax_rows)),
     }
     return NeuronMotifResult("neuronmotif", arrays=arrays, tables=tables, motifs=tuple(motifs), params=params,
-                             warnings=tuple(warnings), provenance={"timing": timing}, layer=conv, receptive_field=R)
+                             warnings=tuple(warnings), provenance={"timing": timing}, layer=conv, receptive_field=R,
+                             syntax=trees)

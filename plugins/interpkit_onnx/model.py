@@ -21,7 +21,7 @@ from interpkit import Capability, InputSpec, LayerInfo, LayerProbe, Predictor
 from interpkit.adapt import OutputReduction, auto_batch_size, from_model_layout, to_model_layout
 from interpkit.errors import CapabilityError, InputError, first_line
 from interpkit.predictor import TorchFunction
-from interpkit.probe import receptive_fields, resolve_layer
+from interpkit.probe import WindowPacking, receptive_fields, resolve_layer, window_packing
 from interpkit.validation import check_index, check_one_hot, check_scalar
 
 from .graph import data_tensors, extract, node_names
@@ -416,8 +416,8 @@ class OnnxModel(Predictor, LayerProbe):
             else Axes(None, None, None)  # moved batch axis: channel and position axes no longer known
         return np.asarray(to_ncl(array, axes), dtype=np.float32)
 
-    def _window_input(self, layer: str | int, channel: int, W: Any) -> tuple[str, int, int, int, np.ndarray]:
-        """(layer name, channel, output position, window start, model input) for a neuron window W."""
+    def _window_input(self, layer: str | int, channel: int, W: Any) -> tuple[str, int, WindowPacking, np.ndarray]:
+        """(layer name, channel, window packing, checked W) for neuron windows W."""
         index, info, graph = self._resolve(layer)
         geom = receptive_fields(graph.layers)[index]
         if geom.is_global:
@@ -425,33 +425,38 @@ class OnnxModel(Predictor, LayerProbe):
                              "for layers with a receptive-field window (convolutions, pools and layers above them).")
         channel = check_index(channel, "channel", info.channels)
         W = check_one_hot(W, "W", length=geom.receptive_field)
-        position, begin = geom.first_inside()
-        length = self._spec.length or begin + geom.receptive_field
-        if begin + geom.receptive_field > length:
-            raise InputError(f"no output position of layer {info.name!r} has its whole {geom.receptive_field} bp "
-                             f"window inside the model's {length} bp input.")
-        X = np.zeros((len(W), 4, length), np.float32)
-        X[:, :, begin:begin + geom.receptive_field] = W
-        return info.name, channel, position, begin, X
+        return info.name, channel, window_packing(geom, self._spec.length, layer=info.name), W
 
     def neuron(self, layer: str | int, channel: int, W: np.ndarray) -> np.ndarray:
         """Activation (M,) float32 of one channel at the output position whose window is W (M, 4, R).
 
-        W is placed in an all-N input at the first position whose window lies wholly
-        inside it; bases outside a window do not reach that position.
+        W is placed in an all-N input at the first output position j0 whose window lies wholly
+        inside it (input offset s0, :meth:`~interpkit.probe.Geometry.first_inside`); bases outside
+        a window do not reach that position. Further windows go every S bp after it (S = R rounded
+        up to a multiple of the layer's jump) and are read at positions j0 + t S / jump, each
+        depending on its own window only, so one run serves 1 + (L - s0 - R) // S windows
+        (:func:`interpkit.probe.window_packing`); a model without a fixed length runs on one window
+        per input of s0 + R bp. Equal to ``activations(X, layer)[:, channel, j]`` for the position j
+        whose window is W within X (tested).
 
         Raises
         ------
         InputError
-            For a global layer, a channel out of range or W not of length R.
+            For a global layer, a channel out of range, W not of length R, or a receptive field
+            that does not fit in the input.
         """
-        name, channel, position, _, X = self._window_input(layer, channel, W)
+        name, channel, pack, W = self._window_input(layer, channel, W)
         tensor = self._layer_graph().output[name]
-        (A,) = self._run([tensor], X, None)
-        return self._ncl(A, tensor)[:, channel, position]
+        (A,) = self._run([tensor], pack.pack(W), None)
+        A = self._ncl(A, tensor)
+        pack.check_positions(A.shape[2], name)
+        return pack.unpack_values(A[:, channel, pack.selection], len(W))
 
     def neuron_gradient(self, layer: str | int, channel: int, W: np.ndarray) -> np.ndarray:
-        """Gradient (M, 4, R) float32 of :meth:`neuron` with respect to W.
+        """Gradient (M, 4, R) float32 of :meth:`neuron` with respect to W, through the torch translation.
+
+        Windows are packed as in :meth:`neuron`; the gradient of the sum of an input's values is
+        taken and each window's own columns are read back (the other values do not depend on them).
 
         Raises
         ------
@@ -461,10 +466,15 @@ class OnnxModel(Predictor, LayerProbe):
             As :meth:`neuron`.
         """
         _ = self.torch_module
-        name, channel, position, begin, X = self._window_input(layer, channel, W)
+        name, channel, pack, W = self._window_input(layer, channel, W)
         tensor, axes = self._layer_graph().output[name], self._layer_graph().axes  # local layers: batch first
-        G = self._grad(X, tensor, lambda a: to_ncl(a, axes[tensor])[:, channel, position], None)
-        return G[:, :, begin:begin + np.asarray(W).shape[2]]
+
+        def select(a: Any) -> Any:
+            A = to_ncl(a, axes[tensor])
+            pack.check_positions(A.shape[2], name)
+            return A[:, channel, pack.selection]
+
+        return pack.unpack_gradients(self._grad(pack.pack(W), tensor, select, None), len(W))
 
     def pool_inputs(self, X: np.ndarray, layer: str | int) -> dict[str, np.ndarray]:
         """{max-pool layer name: its input (N, C, L') float32} for max-pools at or below ``layer``, deepest last.

@@ -29,7 +29,7 @@ from interpkit.adapt import (
 )
 from interpkit.errors import CapabilityError, InputError, InterpkitError, InterpkitWarning, first_line
 from interpkit.predictor import Capability, InputSpec, Predictor, TorchFunction
-from interpkit.probe import LayerInfo, LayerProbe, receptive_fields, resolve_layer
+from interpkit.probe import LayerInfo, LayerProbe, receptive_fields, resolve_layer, window_packing
 from interpkit.validation import check_index, check_one_hot, check_scalar
 from interpkit_torch.layers import Site, describe_site, static_receptive_field, to_ncl
 from interpkit_torch.trace import Stop, first_tensor, is_probeable, run_probed
@@ -549,42 +549,21 @@ class TorchModel(Predictor, LayerProbe):
                              "on them position by position).")
         channel = check_index(channel, "channel", site.info.channels)
         W = check_one_hot(W, "W", length=geom.receptive_field)
-        position, offset = geom.first_inside()
-        R = geom.receptive_field
-        length = self._length or offset + R
-        if offset + R > length:
-            raise InputError(f"layer {site.info.name!r}'s receptive field ({R} bp at offset "
-                             f"{offset}) does not fit in model {self._name}'s {length}-bp input.")
-        # Windows are packed side by side, S bp apart (S a multiple of the jump, >= R): output position
-        # position + t * S / jump sees exactly window t, so one input carries `per` windows.
-        S = -(-R // geom.jump) * geom.jump
-        per = 1 + (length - offset - R) // S
-        wanted = {site.info.name: (site, False)}
-        out = np.empty((len(W), 4, R) if grad else len(W), dtype=np.float32)
-        rows = -(-len(W) // per)
-        starts = offset + S * np.arange(per)
-        cols = (starts[:, None] + np.arange(R)[None, :]).ravel()  # input columns of the packed windows
+        name = site.info.name
+        pack = window_packing(geom, self._length, layer=name)  # `per` windows per input, see its docstring
+        X = pack.pack(W)
+        parts = []
         with self._session(grad=grad):
-            for sl in self._batches(rows, length, None, _GRADIENT_FACTOR if grad else 1):
-                a, b = sl.start * per, min(sl.stop * per, len(W))
-                packed = np.zeros(((sl.stop - sl.start) * per, 4, R), dtype=np.float32)
-                packed[:b - a] = W[a:b]
-                X = np.zeros((sl.stop - sl.start, 4, length), dtype=np.float32)
-                X[:, :, cols] = packed.reshape(-1, per, 4, R).transpose(0, 2, 1, 3).reshape(len(X), 4, per * R)
-                x = self._tensor(X).requires_grad_(grad)
-                A = self._capture(x, wanted, site.info.name, keep_graph=grad)[site.info.name]
-                last = position + (per - 1) * S // geom.jump
-                if last >= A.shape[2]:
-                    raise InputError(f"layer {site.info.name!r} has {A.shape[2]} positions at {length} bp, fewer "
-                                     f"than its geometry implies ({last + 1}); its receptive field is not "
-                                     "reliable (see the layer-table limitations).")
-                value = A[:, channel, position:last + 1:S // geom.jump]  # (rows, per)
-                if grad:
-                    G = self._canonical(self._input_gradient(x, value))[:, :, cols]  # (rows, 4, per * R)
-                    out[a:b] = G.reshape(len(X), 4, per, R).transpose(0, 2, 1, 3).reshape(-1, 4, R)[:b - a]
-                else:
-                    out[a:b] = value.float().cpu().numpy().reshape(-1)[:b - a]
-        return out
+            for sl in self._batches(len(X), pack.length, None, _GRADIENT_FACTOR if grad else 1):
+                x = self._tensor(X[sl]).requires_grad_(grad)
+                A = self._capture(x, {name: (site, False)}, name, keep_graph=grad)[name]
+                pack.check_positions(A.shape[2], name)
+                value = A[:, channel, pack.selection]  # (rows, per)
+                parts.append(self._canonical(self._input_gradient(x, value)) if grad
+                             else value.float().cpu().numpy())
+        if grad:
+            return pack.unpack_gradients(np.concatenate(parts), len(W))
+        return pack.unpack_values(np.concatenate(parts), len(W))
 
     def neuron(self, layer: str | int, channel: int, W: np.ndarray) -> np.ndarray:
         """One neuron as a function of its receptive-field window, (M, 4, R) -> (M,) float32.
@@ -596,18 +575,28 @@ class TorchModel(Predictor, LayerProbe):
         on W itself (after s0 all-N columns); with one, W is embedded at offset s0 of an
         all-N (zero) input of the model's length, and further windows every S bp after it
         (S = R rounded up to a multiple of the jump), read at positions j0 + t S / jump: each
-        depends on its own window only, so one forward pass serves L / S windows. The forward
-        pass stops at the layer, so the layers above it never run. Equal to ``activations(X, layer)[:, channel, j]`` for the
-        position j whose window is W within X (tested).
+        depends on its own window only, so one forward pass serves 1 + (L - s0 - R) // S
+        windows (:func:`interpkit.probe.window_packing`). The forward pass stops at the layer,
+        so the layers above it never run. Equal to ``activations(X, layer)[:, channel, j]`` for
+        the position j whose window is W within X (tested).
 
         Raises
         ------
         InputError
-            For a global layer, a channel out of range, or W not (M, 4, R) one-hot with R the
-            layer's receptive field.
+            For a global layer, a channel out of range, W not (M, 4, R) one-hot with R the
+            layer's receptive field, or a receptive field that does not fit in the input.
         """
         return self._neuron(layer, channel, W, grad=False)
 
     def neuron_gradient(self, layer: str | int, channel: int, W: np.ndarray) -> np.ndarray:
-        """Gradient of :meth:`neuron` with respect to the window, (M, 4, R) float32, by autograd."""
+        """Gradient of :meth:`neuron` with respect to the window, (M, 4, R) float32, by autograd.
+
+        For packed windows, the gradient of the sum of an input's values, each window's own
+        columns read back (the other values do not depend on them).
+
+        Raises
+        ------
+        InputError
+            As :meth:`neuron`, or if the model's output does not depend on its input through autograd.
+        """
         return self._neuron(layer, channel, W, grad=True)
