@@ -135,7 +135,7 @@ def neuron_stack(layers: Sequence[LayerInfo], layer: str | int) -> NeuronStack:
         The model's layer table (:meth:`interpkit.probe.LayerProbe.layers`).
     layer : str or int
         The target: a convolution, or a layer of its stage (its normalisation or activation), by name or
-        table index.
+        table index (a string of digits that names no layer is an index).
 
     Returns
     -------
@@ -149,6 +149,8 @@ def neuron_stack(layers: Sequence[LayerInfo], layer: str | int) -> NeuronStack:
         max-pools (stride = size): residual or concatenating layers, dense or global layers, strided
         convolutions or overlapping pools. The message names the layer.
     """
+    if isinstance(layer, str) and layer.strip().isdigit() and layer not in {x.name for x in layers}:
+        layer = int(layer)  # "4" from the command line: a table index unless a layer has that name
     index, info = resolve_layer(layers, layer)
     geometry = receptive_fields(layers)
     convs = [k for k, x in enumerate(layers) if x.kind == "conv" and k <= index]
