@@ -20,7 +20,7 @@ padding p on top of an input with geometry (r, j, start) (Araujo et al., Distill
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +35,7 @@ __all__ = [
     "LayerInfo",
     "LayerProbe",
     "WindowPacking",
+    "choose_window_packing",
     "layer_table",
     "receptive_fields",
     "resolve_layer",
@@ -310,7 +311,8 @@ class WindowPacking:
                              "layer-table limitations).")
 
 
-def window_packing(geometry: Geometry, length: int | None, *, layer: str = "this layer") -> WindowPacking:
+def window_packing(geometry: Geometry, length: int | None, *, layer: str = "this layer", packed: bool = True
+                   ) -> WindowPacking:
     """How to evaluate one layer's neurons on many windows with few forward passes.
 
     Window 0 starts at ``begin`` (:meth:`Geometry.first_inside`); window t at ``begin + t * S``
@@ -327,6 +329,9 @@ def window_packing(geometry: Geometry, length: int | None, *, layer: str = "this
         on one window per input of ``begin + R`` bp.
     layer : str
         Layer name for error messages. Default is "this layer".
+    packed : bool
+        False puts one window per input (``per`` = 1), the definition the others are checked
+        against (:func:`choose_window_packing`). Default is True.
 
     Returns
     -------
@@ -352,7 +357,64 @@ def window_packing(geometry: Geometry, length: int | None, *, layer: str = "this
         raise InputError(f"layer {layer!r}: its receptive field ({R} bp at offset {begin}) does not fit in the "
                          f"model's {length}-bp input, so its neurons cannot be evaluated on windows.")
     spacing = -(-R // jump) * jump
-    return WindowPacking(R, jump, position, begin, spacing, 1 + (int(length) - begin - R) // spacing, int(length))
+    per = 1 + (int(length) - begin - R) // spacing if packed else 1
+    return WindowPacking(R, jump, position, begin, spacing, per, int(length))
+
+
+def choose_window_packing(evaluate: Callable[[WindowPacking], np.ndarray], geometry: Geometry, length: int | None,
+                          *, layer: str = "this layer", short: bool = True) -> WindowPacking:
+    """The cheapest window layout that gives a layer's neurons their defined values, checked on the model.
+
+    A neuron's value is defined on one window at ``begin`` of an all-N input of the model's length.
+    Two cheaper layouts give the same values for a translation-equivariant stack: the window alone
+    (``begin + R`` bp, when the model runs on shorter inputs: a deep neuron then costs one output
+    position) and several windows packed per input (:func:`window_packing`). A model can break
+    that (a position-dependent term, a length check), so each is used only if ``evaluate`` gives
+    the definition's values with it (``numpy.allclose``, rtol 1e-5, atol 1e-6); a layout that
+    raises :class:`~interpkit.errors.InputError` is skipped.
+
+    Parameters
+    ----------
+    evaluate : callable (WindowPacking) -> ndarray
+        The backend's values of a few fixed probe windows under a layout.
+    geometry : Geometry
+        The layer's geometry.
+    length : int or None
+        The model's input length (None: any length; the window alone is then the definition).
+    layer : str
+        Layer name for error messages. Default is "this layer".
+    short : bool
+        Whether to try the window alone (backends whose graphs have a fixed length pass False).
+        Default is True.
+
+    Returns
+    -------
+    WindowPacking
+        The window alone, else the packed layout, else one window per full-length input.
+
+    Raises
+    ------
+    InputError
+        As :func:`window_packing`, or what ``evaluate`` raises on the definition's layout.
+    """
+    single = window_packing(geometry, length, layer=layer, packed=False)
+    if length is None:
+        return single
+    candidates = [window_packing(geometry, None, layer=layer)] if short else []
+    packed = window_packing(geometry, length, layer=layer)
+    if packed.per > 1:
+        candidates.append(packed)
+    if not candidates:
+        return single
+    reference = evaluate(single)
+    for layout in candidates:
+        try:
+            values = evaluate(layout)
+        except InputError:
+            continue
+        if np.allclose(values, reference, rtol=1e-5, atol=1e-6):
+            return layout
+    return single
 
 
 _INPUT = Geometry(receptive_field=1, jump=1, start=0)

@@ -661,3 +661,31 @@ def test_non_involutive_alphabet_order_in_predict_and_gradient():
     expected = np.empty_like(X)
     expected[:, [1, 2, 3, 0]] = x.grad.numpy()  # model channel j -> canonical channel "ACGT".index("CGTA"[j])
     np.testing.assert_allclose(model.gradient(X, 1), expected, atol=1e-5)
+
+
+def test_neurons_use_a_cheaper_layout_only_where_it_changes_nothing():
+    # A positional bias changes the values of a short input (and of packed windows) without failing; a
+    # length assertion fails on short inputs. The first must fall back to one window per full-length input;
+    # the second packs (its values do not depend on the position); a plain stack runs on the window alone.
+    class Positional(nn.Module):
+        def __init__(self, fixed: bool):
+            super().__init__()
+            self.fixed = fixed
+            self.bias = nn.Parameter(torch.linspace(-1, 1, 60)[None, None])
+            self.conv = nn.Conv1d(4, 3, 5)
+
+        def forward(self, x):
+            if self.fixed:
+                assert x.shape[-1] == 60
+                return self.conv(x)
+            return self.conv(x + self.bias[..., -x.shape[-1]:])  # a short input gets the last columns
+
+    W = random_one_hot(9, 5, random_state=4)
+    for module, layout in ((Positional(fixed=False), (60, 1)), (Positional(fixed=True), (60, 12)),
+                           (nn.Sequential(nn.Conv1d(4, 3, 5)), (5, 1))):
+        model = interpkit.load(module.eval(), length=60, output=OutputReduction())
+        X = np.zeros((len(W), 4, 60), np.float32)
+        X[:, :, :5] = W
+        np.testing.assert_allclose(model.neuron(0, 1, W), model.activations(X, 0)[:, 1, 0], rtol=1e-6, atol=1e-6)
+        chosen = model._layouts[model.layers()[0].name]
+        assert (chosen.length, chosen.per) == layout, module

@@ -24,7 +24,7 @@ from interpkit import Capability, InputSpec, LayerInfo, LayerProbe, Predictor
 from interpkit.adapt import OutputReduction, auto_batch_size, from_model_layout, to_model_layout
 from interpkit.errors import CapabilityError, InputError, InterpkitError
 from interpkit.predictor import TorchFunction
-from interpkit.probe import receptive_fields, resolve_layer, window_packing
+from interpkit.probe import WindowPacking, choose_window_packing, receptive_fields, resolve_layer
 from interpkit.progress import batch_slices
 from interpkit.validation import check_index, check_one_hot, check_scalar
 
@@ -109,6 +109,7 @@ class KerasModel(Predictor, LayerProbe):
         self._untranslatable: list[str] | None = None
         self._translation: Any = None
         self._positions: dict[tuple[str, int], int] = {}  # (layer, input length) -> output positions
+        self._layouts: dict[str, WindowPacking] = {}  # layer -> how its single neurons are evaluated
 
     # -- Predictor ---------------------------------------------------------------
     @property
@@ -413,12 +414,21 @@ class KerasModel(Predictor, LayerProbe):
         top = None if info.channels is None else info.channels - 1
         channel = check_scalar(channel, "channel", int, min_val=0, max_val=top)
         W = check_one_hot(W, "W", length=geom.receptive_field)
-        pack = window_packing(geom, self._spec.length, layer=info.name)
-        key = (info.name, pack.length)
+        if info.name not in self._layouts:  # packed only where that gives the defined values (checked once)
+            probe = W[:4]
+            self._layouts[info.name] = choose_window_packing(
+                lambda p: self._windows(index, info.name, channel, probe, "value", p), geom, self._spec.length,
+                layer=info.name, short=False)
+        return self._windows(index, info.name, channel, W, read, self._layouts[info.name])
+
+    def _windows(self, index: int, name: str, channel: int, W: np.ndarray, read: str, pack: WindowPacking
+                 ) -> np.ndarray:
+        """Values (M,) or gradients (M, 4, R) of one neuron on windows W laid out by ``pack``."""
+        key = (name, pack.length)
         if key not in self._positions:  # the layer's output length, from one all-N input
             self._positions[key] = self._run(self._tensor_function(index, "output"),
                                              np.zeros((1, 4, pack.length), np.float32), None).shape[2]
-        pack.check_positions(self._positions[key], info.name)
+        pack.check_positions(self._positions[key], name)
         sel = pack.selection
         out = self._run(self._tensor_function(index, "output", neuron=read), pack.pack(W), None,
                         channel, sel.start, sel.stop, sel.step)

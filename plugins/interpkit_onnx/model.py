@@ -21,7 +21,7 @@ from interpkit import Capability, InputSpec, LayerInfo, LayerProbe, Predictor
 from interpkit.adapt import OutputReduction, auto_batch_size, from_model_layout, to_model_layout
 from interpkit.errors import CapabilityError, InputError, first_line
 from interpkit.predictor import TorchFunction
-from interpkit.probe import WindowPacking, receptive_fields, resolve_layer, window_packing
+from interpkit.probe import WindowPacking, choose_window_packing, receptive_fields, resolve_layer
 from interpkit.validation import check_index, check_one_hot, check_scalar
 
 from .graph import data_tensors, extract, node_names
@@ -96,6 +96,7 @@ class OnnxModel(Predictor, LayerProbe):
         self._name = name
         self._input = input_name
         self._spec = spec
+        self._layouts: dict[str, WindowPacking] = {}  # layer -> how its single neurons are evaluated
         self._output = output_tensor
         self._names = tuple(output_names)
         self._reduction = reduction
@@ -425,7 +426,20 @@ class OnnxModel(Predictor, LayerProbe):
                              "for layers with a receptive-field window (convolutions, pools and layers above them).")
         channel = check_index(channel, "channel", info.channels)
         W = check_one_hot(W, "W", length=geom.receptive_field)
-        return info.name, channel, window_packing(geom, self._spec.length, layer=info.name), W
+        if info.name not in self._layouts:  # packed only where that gives the defined values (checked once)
+            probe = W[:4]
+            self._layouts[info.name] = choose_window_packing(
+                lambda p: self._neuron_values(info.name, channel, probe, p), geom, self._spec.length, layer=info.name,
+                short=False)
+        return info.name, channel, self._layouts[info.name], W
+
+    def _neuron_values(self, name: str, channel: int, W: np.ndarray, pack: WindowPacking) -> np.ndarray:
+        """Values (M,) of one neuron on windows W laid out by ``pack``."""
+        tensor = self._layer_graph().output[name]
+        (A,) = self._run([tensor], pack.pack(W), None)
+        A = self._ncl(A, tensor)
+        pack.check_positions(A.shape[2], name)
+        return pack.unpack_values(A[:, channel, pack.selection], len(W))
 
     def neuron(self, layer: str | int, channel: int, W: np.ndarray) -> np.ndarray:
         """Activation (M,) float32 of one channel at the output position whose window is W (M, 4, R).
@@ -446,11 +460,7 @@ class OnnxModel(Predictor, LayerProbe):
             that does not fit in the input.
         """
         name, channel, pack, W = self._window_input(layer, channel, W)
-        tensor = self._layer_graph().output[name]
-        (A,) = self._run([tensor], pack.pack(W), None)
-        A = self._ncl(A, tensor)
-        pack.check_positions(A.shape[2], name)
-        return pack.unpack_values(A[:, channel, pack.selection], len(W))
+        return self._neuron_values(name, channel, W, pack)
 
     def neuron_gradient(self, layer: str | int, channel: int, W: np.ndarray) -> np.ndarray:
         """Gradient (M, 4, R) float32 of :meth:`neuron` with respect to W, through the torch translation.

@@ -29,7 +29,14 @@ from interpkit.adapt import (
 )
 from interpkit.errors import CapabilityError, InputError, InterpkitError, InterpkitWarning, first_line
 from interpkit.predictor import Capability, InputSpec, Predictor, TorchFunction
-from interpkit.probe import LayerInfo, LayerProbe, receptive_fields, resolve_layer, window_packing
+from interpkit.probe import (
+    LayerInfo,
+    LayerProbe,
+    WindowPacking,
+    choose_window_packing,
+    receptive_fields,
+    resolve_layer,
+)
 from interpkit.validation import check_index, check_one_hot, check_scalar
 from interpkit_torch.layers import Site, describe_site, static_receptive_field, to_ncl
 from interpkit_torch.trace import Stop, first_tensor, is_probeable, run_probed
@@ -111,6 +118,7 @@ class TorchModel(Predictor, LayerProbe):
         self._name = name
         self._layout = layout
         self._length = length
+        self._layouts: dict[str, WindowPacking] = {}  # layer -> how its single neurons are evaluated
         self._alphabet = alphabet
         self._model_alphabet = model_alphabet
         self._output = output
@@ -550,7 +558,16 @@ class TorchModel(Predictor, LayerProbe):
         channel = check_index(channel, "channel", site.info.channels)
         W = check_one_hot(W, "W", length=geom.receptive_field)
         name = site.info.name
-        pack = window_packing(geom, self._length, layer=name)  # `per` windows per input, see its docstring
+        if name not in self._layouts:  # the cheapest layout that gives the defined values, checked once
+            probe = W[:4]
+            self._layouts[name] = choose_window_packing(
+                lambda pack: self._windows(site, channel, probe, grad=False, pack=pack), geom, self._length,
+                layer=name)
+        return self._windows(site, channel, W, grad=grad, pack=self._layouts[name])
+
+    def _windows(self, site: Site, channel: int, W: np.ndarray, *, grad: bool, pack: WindowPacking) -> np.ndarray:
+        """Value (M,) or gradient (M, 4, R) of ``channel`` of ``site`` on windows W laid out by ``pack``."""
+        name = site.info.name
         X = pack.pack(W)
         parts = []
         with self._session(grad=grad):
@@ -573,7 +590,10 @@ class TorchModel(Predictor, LayerProbe):
         involved); its window starts at input offset ``s0 = start + j0 * jump`` (0 unless the
         padding is not a multiple of the jump). Without a fixed model length the module runs
         on W itself (after s0 all-N columns); with one, W is embedded at offset s0 of an
-        all-N (zero) input of the model's length, and further windows every S bp after it
+        all-N (zero) input of the model's length. Two cheaper layouts, each used only where
+        it gives these very values (checked once per layer on a few windows,
+        :func:`interpkit.probe.choose_window_packing`): W alone, when the module run up to the
+        layer accepts the short input, and several windows per input, every S bp after s0
         (S = R rounded up to a multiple of the jump), read at positions j0 + t S / jump: each
         depends on its own window only, so one forward pass serves 1 + (L - s0 - R) // S
         windows (:func:`interpkit.probe.window_packing`). The forward pass stops at the layer,
