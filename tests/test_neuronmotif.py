@@ -46,7 +46,7 @@ def test_geometry_of_the_demos(demo1, demo2):
     assert one.positions(0, 0) == slice(0, 4)  # 4 positions x 3 channels = 12 features
     five = neuron_stack(demo2.layers(), "conv1d_5")
     assert [s.receptive_field for s in five.stages] == [7, 12, 22, 42, 82] and five.facets == 16
-    assert [s.value for s in five.stages][:2] == ["batch_normalization_1", "batch_normalization_2"]
+    assert [s.value_layer for s in five.stages][:2] == ["batch_normalization_1", "batch_normalization_2"]
     counts = [five.positions(level, 0).stop - five.positions(level, 0).start for level in range(4)]
     assert counts == [76, 36, 16, 6]  # research notes 6.1: 76 x 5, 36 x 5, 16 x 6, 6 x 6
     assert neuron_stack(demo2.layers(), "activation_3").target.conv == "conv1d_3"  # a layer of the stage
@@ -59,6 +59,13 @@ def test_stacks_that_demixing_cannot_handle_are_refused():
         neuron_stack([LayerInfo("c0", "conv", kernel_size=5, stride=2, channels=4)], "c0")
     with pytest.raises(InputError, match="non-overlapping pools"):
         neuron_stack([conv, LayerInfo("p", "maxpool", kernel_size=3, stride=1), LayerInfo("c2", "conv")], "c2")
+    with pytest.raises(InputError, match="dilation 2; NeuronMotif's demixing assumes"):
+        neuron_stack([conv, LayerInfo("p", "maxpool", kernel_size=2, stride=2, dilation=2), LayerInfo("c2", "conv")],
+                     "c2")
+    dilated = neuron_stack([LayerInfo("c1", "conv", kernel_size=3, dilation=2, channels=2),
+                            LayerInfo("p", "maxpool", kernel_size=2, stride=2), LayerInfo("c2", "conv", kernel_size=3)],
+                           "c2")
+    assert [s.receptive_field for s in dilated.stages] == [5, 10] and dilated.facets == 2  # 5, pool 6, + 2 x 2
     with pytest.raises(InputError, match="merges branches"):
         neuron_stack([conv, LayerInfo("a", "add", inputs=("c1", "<input>")), LayerInfo("c2", "conv")], "c2")
     with pytest.raises(InputError, match="NeuronMotif analyses convolutional neurons"):
@@ -71,8 +78,8 @@ def test_stacks_that_demixing_cannot_handle_are_refused():
 def test_demo1_layer1_enumeration_reproduces_the_three_filters(demo1):
     result = neuronmotif(demo1, layer="conv1d_1")
     assert result.arrays["samples"].tolist() == [899, 903, 435]
-    assert [row[7] for row in result.tables["crms"].rows][:2] == ["TACAA", "TGACT"]
-    assert result.tables["crms"].rows[2][7] in ("CAGGT", "CATGT")  # column 3 G/T is nearly tied
+    consensus = result.tables["crms"].column("consensus")
+    assert consensus[:2] == ["TACAA", "TGACT"] and consensus[2] in ("CAGGT", "CATGT")  # column 3 G/T nearly tied
     assert result.arrays["crm_neuron"].tolist() == [0, 1, 2]  # no pool below: one CRM per neuron
     np.testing.assert_array_equal(result.arrays["crm_ppm"], result.arrays["undemixed_ppm"])
 
@@ -81,9 +88,11 @@ def test_demo1_layer2_demixing_splits_the_two_offsets(demo1):
     result = neuronmotif(demo1, layer="conv1d_2")
     a = result.arrays
     assert a["samples"].tolist() == [1323] and a["crm_n"].tolist() == [779, 544]
-    first, second = result.tables["crms"].rows
-    assert first[7] == "CAGGTGGT" and first[3] == pytest.approx(9.016, abs=1e-3) and first[5] == pytest.approx(1.0)
-    assert second[7].startswith("GCAGGTG") and second[5] == pytest.approx(0.908, abs=0.005)
+    table = result.tables["crms"]
+    first, second = ({c: v for c, v in zip(table.columns, row)} for row in table.rows)
+    assert first["consensus"] == "CAGGTGGT" and first["max_activation"] == pytest.approx(9.016, abs=1e-3)
+    assert first["decoupling"] == pytest.approx(1.0) and first["rank"] == 1  # consensus = best: decoupled
+    assert second["consensus"].startswith("GCAGGTG") and second["decoupling"] == pytest.approx(0.908, abs=0.005)
     ic = [information_content(p) for p in a["crm_ppm"]]
     assert np.all(ic[0][0:6] > 1.1) and np.all(ic[1][1:7] > 0.9)  # motif at offset 0, then at offset 1
     blurred = information_content(a["undemixed_ppm"][0])
@@ -180,6 +189,8 @@ def test_layer1_crms_of_a_trained_cnn_match_the_planted_jaspar_motifs(shared):
     hits = tomtom(segs, jaspar, thresh=0.01)
     targets = set(hits.column("Target_ID"))
     assert {"MA0035.4", "MA0139.1"} <= targets, targets  # q < 0.01 for both planted motifs
+    names = set(result.tables["crms"].column("match_name"))  # the result's own annotation (newest JASPAR)
+    assert "CTCF" in names and any(n.startswith("GATA") for n in names), names
     # Layer 2 seeded from layer 1: the first population already activates the neuron far more than random.
     stack = neuron_stack(model.layers(), 4)
     neuron = Neuron(model, stack, 0)
@@ -193,6 +204,30 @@ def test_layer1_crms_of_a_trained_cnn_match_the_planted_jaspar_motifs(shared):
 
 
 # -- parts ---------------------------------------------------------------------------------------------
+def test_ga_steps_follow_the_reference():
+    from interpkit_neuronmotif.sampling import _children, _fitness, _mutate_by_gradient, _shifted
+
+    np.testing.assert_allclose(_fitness(np.array([-2.0, 0.0, 3.0])), [np.exp(-2), 1.0, 4.0])
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 4, (200, 12)).astype(np.uint8)
+    grad = np.zeros((200, 4, 12), np.float32)
+    np.testing.assert_array_equal(_mutate_by_gradient(codes, grad, rng, 1.0), codes)  # no gradient: stays
+    grad[:, 2] = 100.0  # G is far better everywhere: every base switches to G (stay weight 1 vs 100)
+    assert (_mutate_by_gradient(codes, grad, rng, 1.0) == 2).mean() > 0.98
+    left, right = _shifted(codes, 4, rng, 1), _shifted(codes, 4, rng, -1)
+    for rolled, sign in ((left, 1), (right, -1)):  # each row a circular shift by 1..3 bp
+        shifts = [next(s for s in range(1, 4) if np.array_equal(np.roll(c, -sign * s), r)) for c, r in zip(codes, rolled)]
+        assert set(shifts) <= {1, 2, 3} and len(set(shifts)) > 1
+    kids = _children(codes, np.ones(200), 700, rng)
+    assert kids.shape == (1400, 12)  # the reference's N = 4000 with pools below: 400 + 400 + 400 + 2 x 1400
+
+
+def test_gradient_free_sampling_runs_without_gradients(demo2):
+    result = neuronmotif(demo2, layer="conv1d_2", neurons="0", sampling="ga-gradient-free", max_generations=3,
+                         motif_db="none")
+    assert result.tables["neurons"].rows[0][2] == "ga-gradient-free" and result.arrays["samples"][0] > 0
+
+
 def test_binned_ppm_weighs_bins_by_their_mean_activation():
     codes = np.array([[0, 0], [0, 1], [1, 1]], dtype=np.uint8)
     values = np.array([4.0, 4.0, 1.0])  # two bins of 4 used: (0, 1] and (3, 4]; the empty ones reuse the bin above
@@ -219,12 +254,14 @@ def test_segments_and_archive_cap():
     assert len(kept) == 100 and np.histogram(values, bins=10, range=(0, 1))[0].tolist() == [10] * 10
 
 
-def test_parallel_neurons_give_the_same_results(demo1):
-    one = neuronmotif(demo1, layer="conv1d_1", motif_db="none")
-    three = neuronmotif(demo1, layer="conv1d_1", motif_db="none", n_jobs=3)
+def test_parallel_neurons_give_the_same_results(demo2):
+    kw = {"layer": "conv1d_2", "neurons": "0:4", "max_generations": 3, "motif_db": "none"}  # GA and k-means
+    one = neuronmotif(demo2, **kw)
+    three = neuronmotif(demo2, **kw, n_jobs=3)
     assert three.provenance["timing"]["workers"] == 3
-    for name in ("crm_ppm", "crm_n", "crm_consensus_activation", "neurons"):
+    for name in ("crm_ppm", "crm_n", "crm_consensus_activation", "neurons", "samples"):
         np.testing.assert_array_equal(three.arrays[name], one.arrays[name])
+    assert len(set(one.arrays["crm_neuron"].tolist())) > 1 and one.arrays["crm_n"].size > 4
 
 
 def test_options_are_checked(demo1):

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from interpkit import RANDOM_STATE, VERBOSE, Capability, MethodSpec, Param, hookimpl
 
-__all__ = ["register_methods"]
+__all__ = ["SAMPLINGS", "register_methods"]
+
+#: How windows are sampled: "auto" (enumerate under 11 bp, else the GA), or one of the three forced.
+SAMPLINGS = ("auto", "enumerate", "ga", "ga-gradient-free")
 
 _PARAMS = (
     Param("layer", str, None, "Convolution layer (name or layer-table index; `interpkit info MODEL` lists them)."),
     Param("neurons", str, "all", "Channels: all, '0,3,7' or START:STOP.", accepts=(int, list, tuple)),
     Param("sampling", str, "auto", "auto (enumerate windows under 11 bp, else the genetic algorithm), enumerate, "
-          "ga, ga-gradient-free.", choices=("auto", "enumerate", "ga", "ga-gradient-free")),
+          "ga, ga-gradient-free.", choices=SAMPLINGS),
     Param("m", str, "auto", "Flexible motifs per pool (p^m clusters per pool of size p), or auto (the decoupling "
           "indicator's 0.95 rule).", accepts=(int,)),
     Param("max_m", int, 3, "Largest m tried by auto.", min=1),

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from interpkit.motifs import information_content
+from interpkit_neuronmotif.neuron import one_hot
 
 __all__ = ["CRM", "SEGMENT_IC", "binned_ppm", "quality_scores", "segments"]
 
@@ -88,7 +89,7 @@ def binned_ppm(codes: np.ndarray, values: np.ndarray, *, bins: int = 50) -> np.n
     values = np.asarray(values, dtype=np.float64)
     top = values.max()
     which = np.clip(np.ceil(values / top * bins).astype(np.int64), 1, bins)
-    onehot = (codes[:, None, :] == np.arange(4)[None, :, None])
+    onehot = one_hot(codes)
     total = np.zeros((4, codes.shape[1]))
     previous = None
     for j in range(bins, 0, -1):

@@ -16,6 +16,7 @@ import numpy as np
 
 from interpkit import Capability, Predictor, capabilities_of
 from interpkit.errors import InputError
+from interpkit.probe import Geometry, WindowPacking, choose_window_packing
 from interpkit_neuronmotif.stack import NeuronStack
 
 __all__ = ["Neuron", "one_hot"]
@@ -57,8 +58,7 @@ class Neuron:
         self.model, self.stack, self.channel, self.lock = model, stack, channel, lock
         self.has_gradient = Capability.GRADIENT in capabilities_of(model)
         target = stack.target
-        position = max(0, -(target.start // target.jump))
-        self.begin = target.start + position * target.jump  # input offset of the window
+        self.begin = stack.begin  # input offset of the window
         length = model.input_spec.length
         self.length = length or self.begin + stack.receptive_field
         if self.begin + stack.receptive_field > self.length:
@@ -66,23 +66,24 @@ class Neuron:
                              f"in the model's {self.length}-bp input at offset {self.begin}.")
         self.passes = 0.0
         self.calls = 0
+        self._layouts: dict[int, WindowPacking] = {}  # stage -> window layout of its features
 
     def _chunks(self, codes: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
         for a in range(0, len(codes), _CHUNK):
             sl = slice(a, min(a + _CHUNK, len(codes)))
             yield sl, one_hot(codes[sl])
 
-    def _timed(self, fn, *args):
+    def _timed(self, fn, *args, **kwargs):
         with self.lock or contextlib.nullcontext():
             t = time.perf_counter()
-            out = fn(*args)
+            out = fn(*args, **kwargs)
             self.passes += time.perf_counter() - t
         return out
 
     def values(self, codes: np.ndarray) -> np.ndarray:
         """The neuron's value on each window: (M, R) codes -> (M,) float32 (pre-activation, post-norm)."""
         out = np.empty(len(codes), dtype=np.float32)
-        value = self.stack.target.value
+        value = self.stack.target.value_layer
         for sl, W in self._chunks(codes):
             out[sl] = self._timed(self.model.neuron, value, self.channel, W)
         self.calls += len(codes)
@@ -99,7 +100,7 @@ class Neuron:
         if not self.has_gradient:
             raise InputError("this backend has no gradients; NeuronMotif's GA then uses its gradient-free mutation.")
         out = np.empty((len(codes), 4, codes.shape[1]), dtype=np.float32)
-        value = self.stack.target.value
+        value = self.stack.target.value_layer
         for sl, W in self._chunks(codes):
             out[sl] = self._timed(self.model.neuron_gradient, value, self.channel, W)
         self.calls += len(codes)
@@ -110,14 +111,26 @@ class Neuron:
 
         These are the maps entering the max-pool after stage ``level``, before the activation (the
         reference code clusters these pre-activation values, Wei et al. 2023), flattened position-major.
+        Several windows go into one input where that gives the same features (checked once per stage on
+        a few windows, :func:`interpkit.probe.choose_window_packing`).
         """
+        if level not in self._layouts:
+            t = self.stack.target
+            probe = codes[:4]
+            self._layouts[level] = choose_window_packing(
+                lambda pack: self._features(probe, level, pack), Geometry(t.receptive_field, t.jump, t.start),
+                self.model.input_spec.length, layer=self.stack.stages[level].conv, short=False)
+        return self._features(codes, level, self._layouts[level])
+
+    def _features(self, codes: np.ndarray, level: int, pack: WindowPacking) -> np.ndarray:
         stage = self.stack.stages[level]
-        where = self.stack.positions(level, self.begin)
-        R = self.stack.receptive_field
+        slots = [self.stack.positions(level, pack.begin + t * pack.spacing) for t in range(pack.per)]
         parts = []
-        for _, W in self._chunks(codes):
-            X = np.zeros((len(W), 4, self.length), dtype=np.float32)
-            X[:, :, self.begin:self.begin + R] = W
-            A = self._timed(self.model.activations, X, stage.value)  # (M, C, L_l)
-            parts.append(np.ascontiguousarray(A[:, :, where].transpose(0, 2, 1)).reshape(len(W), -1))
-        return np.concatenate(parts) if parts else np.empty((0, 0), dtype=np.float32)
+        for a in range(0, len(codes), _CHUNK):
+            chunk = codes[a:a + _CHUNK]
+            A = self._timed(self.model.activations, pack.pack(one_hot(chunk)), stage.value_layer,
+                            pre_activation=stage.fused_activation is not None)  # (rows, C, L_l)
+            per_window = np.stack([A[:, :, where] for where in slots], axis=1)  # (rows, per, C, P_l)
+            parts.append(np.ascontiguousarray(per_window.transpose(0, 1, 3, 2)).reshape(-1, self.stack.feature_width(
+                level))[:len(chunk)])
+        return np.concatenate(parts) if parts else np.empty((0, self.stack.feature_width(level)), dtype=np.float32)

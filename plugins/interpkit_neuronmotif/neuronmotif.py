@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import threading
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,11 @@ from interpkit._io import atomic_write
 from interpkit.errors import InputError
 from interpkit.threads import cpu_workers
 from interpkit.validation import check_choice, check_scalar
+from interpkit_neuronmotif import SAMPLINGS
 from interpkit_neuronmotif.crm import CRM, binned_ppm, quality_scores, segments
 from interpkit_neuronmotif.demix import DECOUPLED, MIN_SPLIT, demix
-from interpkit_neuronmotif.neuron import Neuron
-from interpkit_neuronmotif.result import NeuronMotifResult, assemble
+from interpkit_neuronmotif.neuron import Neuron, one_hot
+from interpkit_neuronmotif.result import NeuronMotifResult, assemble, file_safe
 from interpkit_neuronmotif.sampling import (
     ENUMERATE_BELOW,
     Samples,
@@ -42,12 +44,34 @@ __all__ = ["NeuronReport", "analyse_neuron", "neuronmotif"]
 _CHECKPOINT_VERSION = 1
 
 
-class NeuronReport(dict):
-    """What one neuron's analysis produced (a plain mapping, saved as one .npz per neuron).
+@dataclass(frozen=True)
+class NeuronReport:
+    """What one neuron's analysis produced (saved as one .npz per neuron).
 
-    Keys: ``channel`` (int), ``method`` (str), ``generations``, ``evaluated``, ``samples`` (ints), ``m``
-    (int), ``undemixed`` ((4, R) PPM), ``crms`` (list of CRM), ``quality`` ((K,) float64).
+    Attributes
+    ----------
+    channel : int
+    method : str
+        "enumeration", "ga" or "ga-gradient-free".
+    generations, evaluated, samples : int
+        GA generations, windows scored, unique positive windows kept.
+    m : int
+        Flexible motifs used by the demixing (0 for a dead neuron).
+    undemixed : ndarray of shape (4, R), float64
+        Binned PPM of all samples before demixing.
+    crms : tuple of CRM
+    quality : ndarray of shape (K,), float64
     """
+
+    channel: int
+    method: str
+    generations: int
+    evaluated: int
+    samples: int
+    m: int
+    undemixed: np.ndarray
+    crms: tuple[CRM, ...] = ()
+    quality: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def _neurons(value: Any, channels: int) -> list[int]:
@@ -73,8 +97,7 @@ def _neurons(value: Any, channels: int) -> list[int]:
 def _crms(neuron: Neuron, samples: Samples, stack: NeuronStack, *, m: int, bins: int, min_split: int,
           random_state: int) -> list[CRM]:
     pools = [s.pool for s in stack.stages[:-1]]
-    widths = [((stack.receptive_field - s.receptive_field) // s.jump + 1) * max(s.channels, 1)
-              for s in stack.stages[:-1]]
+    widths = [stack.feature_width(level) for level in range(len(pools))]
     clusters = demix(samples.values, lambda idx, level: neuron.features(samples.codes[idx], level), pools, widths,
                      m=m, min_split=min_split, random_state=random_state)
     ppms = [binned_ppm(samples.codes[c], samples.values[c], bins=bins) for c in clusters]
@@ -101,18 +124,18 @@ def analyse_neuron(neuron: Neuron, *, sampling: str = "auto", m: int | str = "au
     if sampling == "enumerate" or (sampling == "auto" and R < ENUMERATE_BELOW):
         samples = enumerate_windows(neuron)
     else:
+        # A fused activation (Keras Conv1D(activation=...)) is read after it: no gradient below 0.
+        free = sampling == "ga-gradient-free" or stack.target.fused_activation is not None
         initial = None
         if seeds:
             initial = seed_population(neuron, seeds, population or population_size(R), rng)
         samples = genetic_sampling(neuron, rng=rng, population=population, max_generations=max_generations,
                                    initial=initial, archive_bins=bins,
-                                   gradient=None if sampling != "ga-gradient-free" else False, verbose=verbose)
-    report = NeuronReport(channel=neuron.channel, method=samples.method, generations=samples.generations,
-                          evaluated=samples.evaluated, samples=len(samples.values), m=0,
-                          undemixed=np.full((4, R), 0.25), crms=[], quality=np.zeros(0))
+                                   gradient=False if free else None, verbose=verbose)
+    report = NeuronReport(neuron.channel, samples.method, samples.generations, samples.evaluated,
+                          len(samples.values), 0, np.full((4, R), 0.25))
     if not len(samples.values):
         return report
-    report["undemixed"] = binned_ppm(samples.codes, samples.values, bins=bins)
     tried = [m] if m != "auto" else list(range(1, max_m + 1))
     best: tuple[float, int, list[CRM]] | None = None
     for mm in tried:
@@ -122,28 +145,34 @@ def analyse_neuron(neuron: Neuron, *, sampling: str = "auto", m: int | str = "au
             best = (indicator, mm, crms)
         if stack.facets == 1 or indicator > DECOUPLED:
             break
-    _, report["m"], report["crms"] = best
-    report["quality"] = quality_scores(report["crms"])
-    return report
+    _, chosen, crms = best
+    return replace(report, m=chosen, undemixed=binned_ppm(samples.codes, samples.values, bins=bins),
+                   crms=tuple(crms), quality=quality_scores(crms))
 
 
 def _fingerprint(model: Predictor, stack: NeuronStack, options: dict) -> str:
-    text = json.dumps({"version": _CHECKPOINT_VERSION, "model": str(getattr(model, "name", "")),
-                       "stack": [s.__dict__ for s in stack.stages], **options}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """What a checkpoint must have been computed with: the options, the stack, and the model's weights as
+    seen through the layer's values on two fixed random inputs (model names repeat: "weight.hdf5")."""
+    length = model.input_spec.length or stack.begin + stack.receptive_field
+    probe = np.random.default_rng(12345).integers(0, 4, (2, length))
+    values = model.activations(one_hot(probe.astype(np.uint8)), stack.target.value_layer)
+    scaled = np.round(values / (np.abs(values).max() + 1e-12), 3)  # robust to float noise between runs
+    text = json.dumps({"version": _CHECKPOINT_VERSION, "stack": [s.__dict__ for s in stack.stages], **options},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode() + scaled.astype(np.float32).tobytes()).hexdigest()[:16]
 
 
 def _checkpoint_path(directory: Path, stack: NeuronStack, channel: int) -> Path:
-    return directory / f"{stack.target.conv}_neuron{channel}.npz"
+    return directory / f"{file_safe(stack.target.conv)}_neuron{channel}.npz"
 
 
 def _save(path: Path, report: NeuronReport, fingerprint: str) -> None:
-    crms = report["crms"]
+    crms = report.crms
     arrays = {
-        "fingerprint": np.array(fingerprint), "channel": np.array(report["channel"]),
-        "method": np.array(report["method"]), "generations": np.array(report["generations"]),
-        "evaluated": np.array(report["evaluated"]), "samples": np.array(report["samples"]),
-        "m": np.array(report["m"]), "undemixed": report["undemixed"], "quality": report["quality"],
+        "fingerprint": np.array(fingerprint), "channel": np.array(report.channel),
+        "method": np.array(report.method), "generations": np.array(report.generations),
+        "evaluated": np.array(report.evaluated), "samples": np.array(report.samples),
+        "m": np.array(report.m), "undemixed": report.undemixed, "quality": report.quality,
         "n_crms": np.array(len(crms)),
     }
     for i, c in enumerate(crms):
@@ -163,9 +192,8 @@ def _load(path: Path, fingerprint: str) -> NeuronReport:
         crms = [CRM(f[f"crm{i}_index"], f[f"crm{i}_ppm"], float(f[f"crm{i}_values"][0]),
                     float(f[f"crm{i}_values"][1]), tuple(map(tuple, f[f"crm{i}_segments"].tolist())))
                 for i in range(int(f["n_crms"]))]
-        return NeuronReport(channel=int(f["channel"]), method=str(f["method"]), generations=int(f["generations"]),
-                            evaluated=int(f["evaluated"]), samples=int(f["samples"]), m=int(f["m"]),
-                            undemixed=f["undemixed"], crms=crms, quality=f["quality"])
+        return NeuronReport(int(f["channel"]), str(f["method"]), int(f["generations"]), int(f["evaluated"]),
+                            int(f["samples"]), int(f["m"]), f["undemixed"], tuple(crms), f["quality"])
 
 
 def neuronmotif(
@@ -211,8 +239,10 @@ def neuronmotif(
         backend has gradients). Default is "auto".
     m : int or "auto"
         Flexible motifs per pool (each pool of size p splits into p^m clusters). "auto" tries 1, 2, ...
-        ``max_m`` and keeps the first whose best CRM reaches 95 % of the neuron's best activation (the
-        reference's rule, applied per neuron; its loop had no bound). Default is "auto".
+        ``max_m`` and keeps the first whose decoupling indicator (its best CRM's consensus activation over
+        the neuron's best activation) exceeds 0.95, else the m with the highest indicator. The reference
+        applies the 0.95 rule to a whole layer (a t-test over its neurons) in an unbounded loop; here it is
+        per neuron, so neurons stay independent (resumable, parallel). Default is "auto".
     max_m : int
         Largest m tried by "auto". Default is 3.
     population : int or None
@@ -258,8 +288,8 @@ def neuronmotif(
         - ``neurons``, ``samples``, ``m``, ``generations``: (U,), int64.
 
         Tables: ``crms`` (neuron, crm, n, max_activation, consensus_activation, decoupling, quality,
-        consensus, segments, and the best database match of its segments: match_id, match_name,
-        q_value); ``neurons`` (with the number of dictionary motifs and the main syntax tree);
+        rank (1 = best quality in its neuron), consensus, segments, and the best database match of its
+        segments with q <= 0.05, else empty: match_id, match_name, q_value); ``neurons`` (with the number of dictionary motifs and the main syntax tree);
         ``dictionary`` (neuron, motif, consensus, segments, best match, q_value, orientation);
         ``syntax`` (neuron, word, crms, gaps_bp, tree), see
         :mod:`~interpkit_neuronmotif.dictionary` and :mod:`~interpkit_neuronmotif.syntax`.
@@ -284,7 +314,7 @@ def neuronmotif(
     if layer is None:
         raise InputError("neuronmotif needs a layer, e.g. layer='conv1d_2' (--layer); `interpkit info MODEL` "
                          "lists them.")
-    check_choice(sampling, "sampling", ("auto", "enumerate", "ga", "ga-gradient-free"))
+    check_choice(sampling, "sampling", SAMPLINGS)
     if m != "auto":
         m = check_scalar(int(m) if isinstance(m, str) and m.isdigit() else m, "m", int, min_val=1)
     for name, value, low in (("max_m", max_m, 1), ("max_generations", max_generations, 1), ("bins", bins, 1),
@@ -294,13 +324,14 @@ def neuronmotif(
         check_scalar(population, "population", int, min_val=10)
     stack = neuron_stack(model.layers(), layer)
     channels = _neurons(neurons, stack.target.channels)
+    database, database_name = _database(motif_db)  # before the work: a bad path must not cost a layer
     options = {"sampling": sampling, "m": m, "max_m": max_m, "population": population,
                "max_generations": max_generations, "bins": bins, "min_split": min_split, "random_state": random_state}
     directory = None if checkpoint_dir is None else Path(checkpoint_dir)
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
     seeds = None if seed_from is None else lower_consensus(seed_from, stack)
-    seeded = {str(c): v.tolist() for c, v in (seeds or {}).items()}
+    seeded = {str(c): [codes.tolist(), spans.tolist()] for c, (codes, spans) in (seeds or {}).items()}
     fingerprint = _fingerprint(model, stack, {**options, "seeds": seeded})
 
     def one(k: int) -> tuple[NeuronReport, float, int]:
@@ -320,34 +351,41 @@ def neuronmotif(
     else:
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(workers) as pool:
-            done = list(pool.map(one, channels))
+        pool = ThreadPoolExecutor(workers)
+        try:
+            done = [f.result() for f in [pool.submit(one, k) for k in channels]]
+        except BaseException:  # an error or Ctrl-C: drop the neurons not started (finished ones are saved)
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
     reports = [d[0] for d in done]
     passes = [d[1] for d in done]
     evaluated = sum(d[2] for d in done)
     warnings = []
     if stack.target.fused_activation:
-        warnings.append(f"layer {stack.target.conv!r} has a fused {stack.target.fused_activation} activation; its "
-                        "neurons are read after it (positive windows are the same, gradients vanish below 0).")
-    params = {"layer": stack.target.conv, "neurons": channels, **options, "motif_db": str(motif_db),
+        warnings.append(f"layer {stack.target.conv!r} has a fused {stack.target.fused_activation} activation: its "
+                        "neurons are read after it (the positive windows are the same), and the GA mutates without "
+                        "gradients, which vanish below 0 there.")
+    params = {"layer": stack.target.conv, "neurons": channels, **options, "motif_db": database_name,
               "seed_from": None if seed_from is None else str(getattr(seed_from, "layer", seed_from)), "n_jobs": n_jobs,
               "checkpoint_dir": None if directory is None else str(directory)}
-    return assemble(stack, reports, params=params, warnings=warnings, database=_database(motif_db),
+    return assemble(stack, reports, params=params, warnings=warnings, database=database,
                     timing={"model_seconds": float(sum(passes)), "windows_evaluated": evaluated, "workers": workers})
 
 
-def _database(motif_db: Any) -> list[Motif] | None:
-    """The annotation motifs named by ``motif_db`` (see :func:`neuronmotif`)."""
+def _database(motif_db: Any) -> tuple[list[Motif] | None, str]:
+    """The annotation motifs named by ``motif_db`` (see :func:`neuronmotif`) and what they are."""
     if motif_db is None or motif_db == "none":
-        return None
+        return None, "none"
     if motif_db == "jaspar":
-        from interpkit.jaspar import fetch_jaspar
+        from interpkit.jaspar import fetch_jaspar, jaspar_releases
 
-        return fetch_jaspar()
+        release = jaspar_releases()[0]
+        return fetch_jaspar(release=release), f"{release} CORE vertebrates (pyjaspar)"
     from interpkit.meme import read_meme
 
     if not Path(motif_db).is_file():
         from interpkit.errors import MissingFileError
 
         raise MissingFileError(f"motif_db {motif_db} is not a file; give a MEME file, 'jaspar' or 'none'.")
-    return list(read_meme(motif_db).motifs)
+    return list(read_meme(motif_db).motifs), str(motif_db)

@@ -9,13 +9,59 @@ import numpy as np
 
 from interpkit.results import Result, png_img
 
-__all__ = ["render"]
+__all__ = ["neuron_logos_png", "render"]
 
 #: Neurons drawn, and CRMs drawn per neuron (best quality first); the rest are in the tables and MEME files.
 _MAX_NEURONS = 16
 _MAX_CRMS = 8
 #: Syntax trees drawn per neuron (its most frequent arrangements).
 _MAX_TREES = 2
+
+
+def _best_crms(result: Any, channel: int) -> np.ndarray:
+    """Rows of the neuron's CRMs in the CRM arrays, best quality first (at most _MAX_CRMS)."""
+    a = result.arrays
+    mine = np.flatnonzero(a["crm_neuron"] == channel)
+    return mine[np.argsort(-a["crm_quality"][mine], kind="stable")][:_MAX_CRMS]
+
+
+def _crm_title(result: Any, i: int) -> str:
+    a = result.arrays
+    first = int(np.flatnonzero(a["crm_neuron"] == a["crm_neuron"][i])[0])
+    return (f"CRM {i - first}: n={a['crm_n'][i]}, max {a['crm_max_activation'][i]:.2f}, "
+            f"decoupling {a['crm_decoupling'][i]:.2f}")
+
+
+def neuron_logos_png(result: Any, u: int, *, dpi: int = 70) -> bytes:
+    """One neuron's logos as PNG bytes: its undemixed samples, then its best CRMs (at most 8), one per row.
+
+    Parameters
+    ----------
+    result : NeuronMotifResult
+    u : int
+        Position of the neuron in ``result.arrays["neurons"]``.
+    dpi : int
+        Default is 70.
+    """
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from interpkit.logos import plot_logo
+
+    a = result.arrays
+    k = int(a["neurons"][u])
+    rows = [(a["undemixed_ppm"][u], f"neuron {k}, undemixed ({a['samples'][u]} samples)")]
+    rows += [(a["crm_ppm"][i], _crm_title(result, i)) for i in _best_crms(result, k)]
+    figure = Figure(figsize=(min(max(3.0, 0.25 * result.receptive_field + 1), 30.0), 1.8 * len(rows)))
+    FigureCanvasAgg(figure)
+    for r, (ppm, title) in enumerate(rows):
+        plot_logo(ppm, ax=figure.add_subplot(len(rows), 1, r + 1), title=title)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
 
 
 def render(result: Any, *, max_rows: int = 50) -> str:
@@ -53,10 +99,8 @@ def render(result: Any, *, max_rows: int = 50) -> str:
             continue
         parts.append(png_img(logo_png(a["undemixed_ppm"][u], title=f"neuron {k}, undemixed", dpi=60),
                              f"neuron {k} undemixed"))
-        best = mine[np.argsort(-a["crm_quality"][mine], kind="stable")][:_MAX_CRMS]
-        for i in best:
-            title = (f"CRM {i - mine[0]}: n={a['crm_n'][i]}, max {a['crm_max_activation'][i]:.2f}, "
-                     f"decoupling {a['crm_decoupling'][i]:.2f}")
+        for i in _best_crms(result, int(k)):
+            title = _crm_title(result, i)
             parts.append(png_img(logo_png(a["crm_ppm"][i], title=title, dpi=60), title))
         for syn in result.syntax.get(int(k), [])[:_MAX_TREES]:
             parts.append(png_img(tree_png(syn), f"syntax {syn.text}"))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from interpkit.errors import InputError
-from interpkit_neuronmotif.neuron import Neuron
+from interpkit_neuronmotif.neuron import Neuron, one_hot
 
 __all__ = ["ENUMERATE_BELOW", "Samples", "cap_archive", "enumerate_windows", "genetic_sampling", "population_size"]
 
@@ -130,7 +130,7 @@ def _fitness(v: np.ndarray) -> np.ndarray:
 
 def _mutate_by_gradient(codes: np.ndarray, grad: np.ndarray, rng: np.random.Generator, step: float) -> np.ndarray:
     """Sample each position from max(one-hot + step * gradient, 0), normalised (all zero: uniform)."""
-    p = np.maximum((codes[:, None, :] == np.arange(4)[None, :, None]) + step * grad, 0.0)  # (N, 4, R)
+    p = np.maximum(one_hot(codes) + step * grad, 0.0)  # (N, 4, R)
     total = p.sum(axis=1, keepdims=True)
     p = np.where(total > 0, p / np.where(total > 0, total, 1.0), 0.25)
     cdf = np.cumsum(p, axis=1)

@@ -30,7 +30,7 @@ class Stage:
     ----------
     conv : str
         The convolution's layer name.
-    value : str
+    value_layer : str
         The layer whose output is the stage's value: the convolution, or the last normalisation after it,
         before any activation (NeuronMotif's "activation" is this pre-activation value).
     fused_activation : str or None
@@ -49,7 +49,7 @@ class Stage:
     """
 
     conv: str
-    value: str
+    value_layer: str
     fused_activation: str | None
     channels: int
     receptive_field: int
@@ -87,8 +87,24 @@ class NeuronStack:
 
     @property
     def facets(self) -> int:
-        """Upper bound on the arrangements mixed in one neuron: the product of the pool sizes below it."""
+        """The product of the pool sizes below the target: the number of pool-slot arrangements one motif
+        per stage can take (with m flexible motifs, demixing makes up to facets^m clusters)."""
         return math.prod(s.pool for s in self.stages[:-1])
+
+    @property
+    def begin(self) -> int:
+        """Input offset (bp) of the target's first output position whose window needs no padding."""
+        t = self.target
+        return t.start + max(0, -(t.start // t.jump)) * t.jump
+
+    def count(self, level: int) -> int:
+        """P_l: output positions of stage ``level`` inside the target's window, (R - R_l) / J_l + 1."""
+        s = self.stages[level]
+        return (self.receptive_field - s.receptive_field) // s.jump + 1
+
+    def feature_width(self, level: int) -> int:
+        """P_l x C_l, the width of stage ``level``'s demixing features."""
+        return self.count(level) * max(self.stages[level].channels, 1)
 
     def positions(self, level: int, begin: int) -> slice:
         """Output positions of stage ``level`` whose windows lie inside the target window [begin, begin + R).
@@ -106,7 +122,7 @@ class NeuronStack:
         if off:
             raise InputError(f"stage {s.conv!r}: the target window at {begin} bp is not on its {s.jump}-bp grid "
                              f"(start {s.start}); NeuronMotif cannot align its feature maps.")
-        return slice(first, first + (self.receptive_field - s.receptive_field) // s.jump + 1)
+        return slice(first, first + self.count(level))
 
 
 def _chained(layers: Sequence[LayerInfo], k: int) -> bool:
@@ -145,9 +161,10 @@ def neuron_stack(layers: Sequence[LayerInfo], layer: str | int) -> NeuronStack:
     ------
     InputError
         If the target is not in a convolution stage, or the stack below it is not a plain chain of
-        convolutions (stride 1) with optional normalisation, activation, dropout and non-overlapping
+        convolutions (stride 1; dilation allowed, it only widens receptive fields) with optional
+        normalisation, activation, dropout, average pools (linear: no facets) and non-overlapping
         max-pools (stride = size): residual or concatenating layers, dense or global layers, strided
-        convolutions or overlapping pools. The message names the layer.
+        convolutions or overlapping or dilated max-pools. The message names the layer.
     """
     if isinstance(layer, str) and layer.strip().isdigit() and layer not in {x.name for x in layers}:
         layer = int(layer)  # "4" from the command line: a table index unless a layer has that name
@@ -177,8 +194,9 @@ def neuron_stack(layers: Sequence[LayerInfo], layer: str | int) -> NeuronStack:
                                  "chain of convolutions.")
             if x.kind == "maxpool":
                 if x.stride != x.kernel_size or x.dilation != 1:
-                    raise InputError(f"max-pool {x.name!r} has size {x.kernel_size} and stride {x.stride}; "
-                                     "NeuronMotif's demixing assumes non-overlapping pools (stride = size).")
+                    raise InputError(f"max-pool {x.name!r} has size {x.kernel_size}, stride {x.stride} and dilation "
+                                     f"{x.dilation}; NeuronMotif's demixing assumes non-overlapping pools (stride "
+                                     "= size, no dilation).")
                 pool *= x.kernel_size
             elif x.kind not in _PASS + ("avgpool",):
                 raise InputError(f"layer {x.name!r} ({x.kind}) sits between convolutions {conv.name!r} and the next "
