@@ -306,3 +306,10 @@ def test_demo2_layer5_finds_ctcf_gap_ctcf(demo2):
     assert 10 <= lo <= hi <= 40  # the grammar: sites at 0-15 and 44-59 (research notes 6.4)
     assert syntax.starts[0] < 16 and 40 < syntax.starts[1] < 62
     assert result.tables["syntax"].rows[0][4].startswith("(CTCF -[") and "syntax" in result.report_section()
+    # The PyTorch conversion (its values differ from Keras' at float precision, so the GA's path may too)
+    # finds the same grammar: one CTCF dictionary motif and CTCF-gap-CTCF in most CRMs.
+    twin = neuronmotif(interpkit.load(twins.demo_to_torch(demo2.keras_model), length=82), layer="conv1d_5")
+    assert [row[5] for row in twin.tables["dictionary"].rows] == ["CTCF"]
+    main = twin.syntax[0][0]
+    assert main.word == ("CTCF", "CTCF") and len(main.crms) >= len(twin.arrays["crm_n"]) // 2
+    assert 10 <= main.gaps[0][0] <= main.gaps[0][1] <= 40
