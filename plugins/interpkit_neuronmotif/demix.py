@@ -28,9 +28,15 @@ _RESTARTS = 3
 _FIT_BUDGET = 25_000_000
 
 
+def _kmeans(k: int, random_state: int):
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=k, n_init=_RESTARTS, random_state=random_state)
+
+
 def weighted_kmeans(features: np.ndarray, weights: np.ndarray, k: int, *, random_state: int) -> np.ndarray:
     """k-means with sample weights (scikit-learn ``KMeans``, k-means++, 3 restarts, as the reference's
-    ``MiniBatchKMeans`` defaults): labels (n,), int64.
+    ``MiniBatchKMeans`` defaults).
 
     Parameters
     ----------
@@ -38,26 +44,27 @@ def weighted_kmeans(features: np.ndarray, weights: np.ndarray, k: int, *, random
     weights : ndarray of shape (n,)
         Positive (the neuron's activations).
     k : int
+        Clusters, <= n.
     random_state : int
-    """
-    from sklearn.cluster import KMeans
 
-    km = KMeans(n_clusters=k, n_init=_RESTARTS, random_state=random_state)
-    return km.fit(features, sample_weight=weights).labels_.astype(np.int64)
+    Returns
+    -------
+    labels : ndarray of shape (n,), int64
+        0..k-1.
+    """
+    return _kmeans(k, random_state).fit(features, sample_weight=weights).labels_.astype(np.int64)
 
 
 def _labels(features: Callable[[np.ndarray], np.ndarray], index: np.ndarray, weights: np.ndarray, k: int,
             width: int, random_state: int) -> np.ndarray:
-    """Cluster labels of ``index``; fits on a weighted-uniform subsample when the features would not fit."""
-    from sklearn.cluster import KMeans
-
+    """Cluster labels of ``index``; above the memory budget the fit uses a uniform random subsample (with its
+    weights) and every sample is then assigned in chunks."""
     n = len(index)
     if n * width <= _FIT_BUDGET:
         return weighted_kmeans(features(index), weights, k, random_state=random_state)
     rng = np.random.default_rng(random_state)
     fit = np.sort(rng.choice(n, max(k, _FIT_BUDGET // width), replace=False))
-    km = KMeans(n_clusters=k, n_init=_RESTARTS, random_state=random_state).fit(features(index[fit]),
-                                                                         sample_weight=weights[fit])
+    km = _kmeans(k, random_state).fit(features(index[fit]), sample_weight=weights[fit])
     step = max(1, _FIT_BUDGET // (4 * width))
     return np.concatenate([km.predict(features(index[a:a + step])) for a in range(0, n, step)]).astype(np.int64)
 

@@ -110,8 +110,17 @@ def analyse_neuron(neuron: Neuron, *, sampling: str = "auto", m: int | str = "au
                    population: int | None = None, max_generations: int = 200, bins: int = 50,
                    min_split: int = MIN_SPLIT, random_state: int = 0, seeds: dict | None = None,
                    verbose: bool = False) -> NeuronReport:
-    """Sample, demix and summarise one neuron (see :func:`neuronmotif` for the options; ``seeds`` are the
-    lower layer's CRM consensus sequences, :func:`~interpkit_neuronmotif.seeding.lower_consensus`).
+    """Sample, demix and summarise one neuron (Wei et al. 2023; see :func:`neuronmotif` for the options).
+
+    Parameters
+    ----------
+    neuron : Neuron
+        The neuron, through its backend.
+    seeds : dict or None
+        The lower layer's CRM consensus sequences and motif spans
+        (:func:`~interpkit_neuronmotif.seeding.lower_consensus`) for the GA's first population.
+    sampling, m, max_m, population, max_generations, bins, min_split, random_state, verbose
+        As :func:`neuronmotif`.
 
     Returns
     -------

@@ -66,7 +66,14 @@ def _all_codes(length: int, start: int, stop: int) -> np.ndarray:
 
 
 def enumerate_windows(neuron: Neuron, *, chunk: int = 1 << 16) -> Samples:
-    """Every window of the neuron's receptive field, scored once; the positive ones are kept.
+    """Every window of the neuron's receptive field, scored once; the positive ones are kept (Wei et al.
+    2023, the reference's exhaustive branch for receptive fields under 11 bp).
+
+    Parameters
+    ----------
+    neuron : Neuron
+    chunk : int
+        Windows scored per call. Default is 65,536.
 
     Returns
     -------

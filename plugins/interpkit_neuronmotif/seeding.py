@@ -12,11 +12,14 @@ already written is skipped, and its other columns fill only places no motif hold
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from interpkit.errors import InputError
 from interpkit.motifs import information_content
 from interpkit_neuronmotif.neuron import Neuron
+from interpkit_neuronmotif.stack import NeuronStack
 
 __all__ = ["lower_consensus", "seed_population"]
 
@@ -24,7 +27,7 @@ __all__ = ["lower_consensus", "seed_population"]
 _PROBES = 8
 
 
-def lower_consensus(result, stack) -> dict[int, np.ndarray]:
+def lower_consensus(result: Any, stack: NeuronStack) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Consensus codes of the activating CRMs of each lower-layer neuron, from that layer's result.
 
     Parameters
