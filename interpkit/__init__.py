@@ -11,6 +11,7 @@ Plugin authors need only ``from interpkit import hookimpl`` and the spec classes
 __version__ = "0.1.0"
 
 from interpkit.api import describe_model, load, run
+from interpkit.datasets import LabelledSequences, read_labelled
 from interpkit.errors import (
     CapabilityError,
     InputError,
@@ -39,19 +40,22 @@ from interpkit.sequences import (
 )
 from interpkit.specs import BackendSpec, MethodSpec, ModelSpec
 from interpkit.tables import Table
+from interpkit.training import TrainingResult, train
 
 __all__ = [  # noqa: RUF022 - grouped by role, not sorted
     "__version__",
     # verbs
-    "load", "run", "describe_model",
+    "load", "run", "train", "describe_model",
     # interfaces
     "Predictor", "LayerProbe", "InputSpec", "LayerInfo", "Geometry", "Capability", "LAYOUTS", "TorchFunction",
     "capabilities_of", "receptive_fields", "layer_table",
     # sequences and motifs
     "one_hot_encode", "one_hot_decode", "reverse_complement", "read_fasta", "read_sequences", "read_bed_windows",
     "shuffle", "dinucleotide_shuffle", "Motif", "read_meme", "write_meme",
+    # training data
+    "LabelledSequences", "read_labelled",
     # results
-    "Result", "AttributionResult", "Table",
+    "Result", "AttributionResult", "TrainingResult", "Table",
     # plugins
     "hookimpl", "get_plugin_manager", "get_registry", "MethodSpec", "BackendSpec", "ModelSpec",
     "Param", "BATCH_SIZE", "TARGET", "TARGETS", "RANDOM_STATE", "VERBOSE", "resolve_targets",

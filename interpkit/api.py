@@ -47,7 +47,9 @@ def load(
     arch : str or None
         A named architecture from a model plugin (e.g. "basset") for checkpoints that
         hold weights only. Options its loader declares go to it; the others, over the
-        architecture's ``backend_options``, go to its backend. Default is None.
+        architecture's ``backend_options``, go to its backend. Default is None: the
+        ``arch`` recorded in ``model.json`` beside a checkpoint written by
+        :func:`interpkit.train`, else none.
     registry : Registry or None
         Plugin registry to use. Default is None (the installed plugins).
     **options
@@ -77,6 +79,11 @@ def load(
     registry = registry or get_registry()
     if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
         raise MissingFileError(f"model file {source} does not exist.")
+    if arch is None and backend is None and isinstance(source, (str, os.PathLike)):
+        from interpkit.training import read_sidecar
+
+        record = read_sidecar(source)  # model.json beside a checkpoint written by interpkit.train
+        arch = record["arch"] if record else None
     if arch is not None:
         spec = registry.get("models", arch)
         loader = spec.resolve()

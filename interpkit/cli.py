@@ -2,7 +2,8 @@
 
 ``interpkit run METHOD MODEL --sequences FILE --out DIR [options]`` builds its options
 from the method's declared :class:`~interpkit.params.Param` list, so a third-party
-method gets a CLI with no extra code. User errors print one line and exit with 2.
+method gets a CLI with no extra code; ``interpkit train ARCH ...`` does the same from an
+architecture's training options. User errors print one line and exit with 2.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _MODEL_OPTIONS = (
     ("--arch", "Named architecture for weights-only checkpoints (e.g. basset, explainn)."),
     ("--layout", "Layout of the model's input: NCL, NLC, NC1L or NCL1 (default: inferred)."),
     ("--alphabet", "Channel order of the model's input, e.g. AGCT (default: ACGT)."),
+    ("--length", "Input length in bp, for checkpoints whose length cannot be inferred (default: inferred)."),
     ("--output", ("Per-position outputs to (N, T): [NCP:|NPC:]REDUCE[:START:END][@C1,C2], e.g. "
                   "'max:4000:6000@1,2'; the prefix gives the raw output's axis order when the backend's "
                   "convention (PyTorch NCP, Keras NPC) does not hold.")),
@@ -41,7 +43,8 @@ _MODEL_OPTIONS = (
 
 
 def _model_params() -> list[click.Parameter]:
-    params: list[click.Parameter] = [click.Option([flag], default=None, help=text) for flag, text in _MODEL_OPTIONS]
+    params: list[click.Parameter] = [click.Option([flag], default=None, help=text, type=int if flag == "--length" else None)
+                                     for flag, text in _MODEL_OPTIONS]
     params.append(click.Option(["--extra-input", "extra_inputs"], multiple=True, metavar="NAME=FILE.npy",
                                help="Value of a fixed extra input (e.g. Xpresso's half-life features), "
                                     "broadcast to every sequence; repeatable."))
@@ -54,7 +57,8 @@ def _model_params() -> list[click.Parameter]:
 def _model_options(func: Any) -> Any:
     for param in reversed(_model_params()):
         func = click.option(*param.opts, param.name, default=param.default, help=param.help, is_flag=param.is_flag,
-                            multiple=param.multiple, metavar=param.metavar)(func)
+                            multiple=param.multiple, metavar=param.metavar,
+                            type=None if param.is_flag else param.type)(func)
     return func
 
 
@@ -178,7 +182,15 @@ def _method_command(spec: Any) -> click.Command:
         click.Option(["--force"], is_flag=True, help="Write into a non-empty output directory."),
         *_model_params(),
     ]
-    for p in spec.params:
+    params += _declared_options(spec.params)
+    help_text = f"{spec.summary}\n\nSource: {spec.source}" if spec.source else spec.summary
+    return click.Command(spec.name, params=params, callback=callback, help=help_text, context_settings=_CONTEXT)
+
+
+def _declared_options(declared: Sequence[Any]) -> list[click.Parameter]:
+    """click options for declared :class:`~interpkit.params.Param` values (bools as --x/--no-x)."""
+    params: list[click.Parameter] = []
+    for p in declared:
         if p.type is bool:
             # Progress bars are on by default when a person watches (stderr is a terminal).
             default = sys.stderr.isatty() if p.name == "verbose" else p.default
@@ -186,13 +198,93 @@ def _method_command(spec: Any) -> click.Command:
             continue
         kind: Any = click.Choice(p.choices) if p.choices else p.type
         params.append(click.Option([p.flag], type=kind, default=p.default, help=p.help, show_default=True))
-    help_text = f"{spec.summary}\n\nSource: {spec.source}" if spec.source else spec.summary
-    return click.Command(spec.name, params=params, callback=callback, help=help_text, context_settings=_CONTEXT)
+    return params
 
 
 @cli.group("run", cls=_MethodGroup, context_settings=_CONTEXT)
 def run_group() -> None:
     """Run one method: interpkit run METHOD MODEL --sequences FILE --out DIR [options]."""
+
+
+class _TrainGroup(click.Group):
+    """``interpkit train``: one subcommand per architecture a plugin can train."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from interpkit.plugins import get_registry
+
+        return sorted(name for name, spec in get_registry().models.items() if spec.train is not None)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        from interpkit.plugins import get_registry
+
+        spec = get_registry().models.get(name)
+        return None if spec is None or spec.train is None else _train_command(spec)
+
+
+#: Data, split and output options of ``interpkit train ARCH`` (the architecture adds its own).
+_DATA_OPTIONS = (
+    (["--targets"], {"help": "TSV with a header: sequence name, then one column per target (binary 0/1, "
+                             "multi-label or continuous)."}),
+    (["--negatives"], {"help": "Without --targets: SEQUENCES are positives against negatives: 'dinuc' "
+                               "(dinucleotide shuffles), 'gc' (GC-matched genome windows, needs --genome) or a "
+                               "FASTA file."}),
+    (["--n-negatives"], {"type": int, "help": "Number of generated negatives (default: as many as positives)."}),
+    (["--bed"], {"help": "BED intervals instead of SEQUENCES: windows of --length bp read from --genome."}),
+    (["--genome"], {"help": "Genome FASTA for --bed and for --negatives gc."}),
+    (["--length"], {"type": int, "help": "Sequence length in bp (variable-length FASTA is centre-cropped or "
+                                         "N-padded to it)."}),
+    (["--alphabet"], {"default": "ACGT", "help": "ACGT for DNA, ACGU for RNA."}),
+    (["--task"], {"type": click.Choice(["binary", "multilabel", "regression"]),
+                  "help": "Override the task read from the targets."}),
+    (["--normalise"], {"type": click.Choice(["zscore", "clip", "log"]),
+                       "help": "Normalise regression targets (clip: ResidualBind's clip at 4 SD, then z-score)."}),
+    (["--valid"], {"type": float, "default": 0.1, "show_default": True, "help": "Validation fraction."}),
+    (["--test"], {"type": float, "default": 0.1, "show_default": True, "help": "Test fraction."}),
+    (["--random-state"], {"type": int, "default": 0, "show_default": True,
+                          "help": "Seed of the negatives, the split, the initial weights and the batch order."}),
+    (["--out", "-o"], {"required": True, "help": "Output directory (created; must be empty unless --force)."}),
+    (["--force"], {"is_flag": True, "help": "Write into a non-empty output directory."}),
+)
+
+
+def _train_command(spec: Any) -> click.Command:
+    def callback(sequences: str | None, targets: str | None, negatives: str | None, n_negatives: int | None,
+                 bed: str | None, genome: str | None, length: int | None, alphabet: str, task: str | None,
+                 normalise: str | None, valid: float, test: float, random_state: int, out: str, force: bool,
+                 **options: Any) -> None:
+        from interpkit._io import check_out_dir
+        from interpkit.datasets import read_labelled
+        from interpkit.training import train
+
+        check_out_dir(out, force=force)  # before reading data
+        data = read_labelled(sequences, targets=targets, negatives=negatives, n_negatives=n_negatives, bed=bed,
+                             genome=genome, length=length, alphabet=alphabet, task=task, normalise=normalise,
+                             random_state=random_state)
+        options = {k: v for k, v in options.items() if v is not None}
+        result = train(spec.name, data, out=out, valid=valid, test=test, random_state=random_state, force=force,
+                       **options)
+        for path in sorted(Path(out).iterdir()):
+            click.echo(str(path))
+        click.echo(_metrics_line(result), err=True)
+
+    params: list[click.Parameter] = [click.Argument(["sequences"], required=False)]
+    params += [click.Option(flags, **kw) for flags, kw in _DATA_OPTIONS]
+    params += _declared_options(spec.train_params)
+    help_text = (f"Train {spec.name} on SEQUENCES (FASTA or .npy) or --bed/--genome windows, with --targets or "
+                 f"--negatives; writes OUT/model.pth (best epoch) and OUT/model.json.\n\n{spec.summary}")
+    return click.Command(spec.name, params=params, callback=callback, help=help_text, context_settings=_CONTEXT)
+
+
+def _metrics_line(result: Any) -> str:
+    rows = [r for r in result.tables["metrics"].records() if r["metric"] != "loss"]
+    best = result.params.get("best_epoch")
+    return f"best epoch {best}: " + ", ".join(f"{r['split']} {r['metric']} {r['target']} {r['value']:.3f}"
+                                              for r in rows)
+
+
+@cli.group("train", cls=_TrainGroup, context_settings=_CONTEXT)
+def train_group() -> None:
+    """Train a bundled architecture: interpkit train ARCH SEQUENCES (--targets TSV | --negatives ...) --out DIR."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

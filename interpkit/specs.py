@@ -19,7 +19,7 @@ from interpkit.errors import PluginError
 from interpkit.params import Param
 from interpkit.predictor import Capability
 
-__all__ = ["BackendSpec", "MethodSpec", "ModelSpec", "resolve_callable"]
+__all__ = ["RESERVED_PARAMS", "TRAIN_RESERVED", "BackendSpec", "MethodSpec", "ModelSpec", "resolve_callable"]
 
 
 def resolve_callable(ref: Callable | str, owner: str) -> Callable:
@@ -52,6 +52,10 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 #: Keywords that ``interpkit.run`` and ``interpkit run`` use themselves; a method option may not take them.
 RESERVED_PARAMS = frozenset({"model", "X", "names", "registry", "method", "sequences", "out", "force",
                              "backend", "arch", "help"})
+#: Keywords ``interpkit.train`` and ``interpkit train`` use for the data, the splits and the output.
+TRAIN_RESERVED = frozenset({"data", "train", "valid", "test", "targets", "negatives", "bed", "genome", "length",
+                            "alphabet", "task", "n_negatives", "normalise", "random_state", "out", "force",
+                            "overwrite"})
 
 
 def _check_name(kind: str, name: Any) -> None:
@@ -200,6 +204,14 @@ class ModelSpec:
     backend_options : mapping
         Options the backend loader receives for this architecture (e.g. Basset's
         ``{"layout": "NCL1", "length": 600}``); the user's options override them.
+    train : callable, str or None
+        For architectures that can be trained here: ``train(train, valid, test, *, out, **options)
+        -> TrainingResult`` with the splits as :class:`~interpkit.datasets.LabelledSequences`
+        (``test`` may be None); it writes the best checkpoint into ``out`` (see
+        :func:`interpkit.train`). Default is None (not trainable).
+    train_params : tuple of Param
+        The training options (hyper-parameters and optimiser settings); ``interpkit train NAME``
+        is generated from them. Names must be unique and not in :data:`RESERVED_PARAMS`.
     """
 
     name: str
@@ -208,10 +220,30 @@ class ModelSpec:
     summary: str
     source: str = ""
     backend_options: Mapping[str, Any] = field(default_factory=dict)
+    train: Callable | str | None = None
+    train_params: tuple[Param, ...] = ()
 
     def __post_init__(self) -> None:
         _check_name("model", self.name)
+        object.__setattr__(self, "train_params", tuple(self.train_params))
+        names = [p.name for p in self.train_params]
+        clash = sorted(set(names) & (RESERVED_PARAMS | TRAIN_RESERVED))
+        if clash or len(set(names)) != len(names):
+            raise PluginError(f"model {self.name!r}: training option names must be unique and not one of "
+                              f"{', '.join(sorted(RESERVED_PARAMS | TRAIN_RESERVED))}; got {names}.")
 
     def resolve(self) -> Callable:
         """The architecture's loader, imported on first use."""
         return resolve_callable(self.load, f"model {self.name!r}")
+
+    def resolve_train(self) -> Callable:
+        """The architecture's trainer, imported on first use.
+
+        Raises
+        ------
+        PluginError
+            If the architecture cannot be trained here.
+        """
+        if self.train is None:
+            raise PluginError(f"architecture {self.name!r} has no trainer; it loads checkpoints only.")
+        return resolve_callable(self.train, f"model {self.name!r} trainer")

@@ -5,11 +5,13 @@ arch="explainn")`` reads a checkpoint of the reference code (wassermanlab/Explai
 the number of units, filter size, input length, outputs and per-unit layers from its tensor
 shapes, loads it strictly (weights only) into a module that runs the units' convolutions as one
 dense convolution, and returns it as a ``torch`` backend model (input (N, 4, L), layout NCL).
+``interpkit train explainn`` trains one (:mod:`interpkit_explainn.train`).
 """
 
 from __future__ import annotations
 
 from interpkit import ModelSpec, hookimpl
+from interpkit_explainn.train import TRAIN_PARAMS
 
 __all__ = ["register_models"]
 
@@ -28,5 +30,7 @@ def register_models() -> list[ModelSpec]:
                    "explainn/models/networks.py.",
             # The loader passes these itself, with the length it infers from the checkpoint.
             backend_options={"layout": "NCL"},
+            train="interpkit_explainn.train:train",
+            train_params=TRAIN_PARAMS,
         )
     ]

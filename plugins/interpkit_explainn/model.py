@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from interpkit_torch.checkpoint import checkpoint_info, load_strict, read_state_dict
 
 from interpkit.errors import InputError
+from interpkit.training import read_sidecar
 from interpkit.validation import check_scalar
 
 __all__ = ["infer_hyperparameters", "load", "load_module"]
@@ -75,7 +77,8 @@ def infer_hyperparameters(state: Mapping[str, Any], *, length: int | None = None
     return {**params, "input_length": shortest if length is None else length}
 
 
-def load_module(source: Any, *, length: int | None = None, pool_size: int = 7, pool_stride: int = 7) -> Any:
+def load_module(source: Any, *, length: int | None = None, pool_size: int | None = None,
+                pool_stride: int | None = None) -> Any:
     """Build ExplaiNN for a reference-layout state_dict and load it strictly.
 
     Parameters
@@ -83,8 +86,11 @@ def load_module(source: Any, *, length: int | None = None, pool_size: int = 7, p
     source : path-like, state_dict or nn.Module
         A ``torch.save(model.state_dict(), path)`` file of the reference code (e.g.
         ``model_epoch_best_4.pth``; CUDA-saved files load on the CPU) or an interpkit ExplaiNN.
+        For a checkpoint written by ``interpkit train`` the record ``model.json`` beside it gives
+        the input length, pool sizes and output names.
     length, pool_size, pool_stride
-        As :func:`infer_hyperparameters`.
+        As :func:`infer_hyperparameters`; None (the default) takes the recorded value, else
+        the length is inferred and the pool is 7/7 (the reference's defaults).
 
     Returns
     -------
@@ -99,6 +105,11 @@ def load_module(source: Any, *, length: int | None = None, pool_size: int = 7, p
     """
     from interpkit_explainn.architecture import ExplaiNN
 
+    record = read_sidecar(source) if isinstance(source, (str, os.PathLike)) else None
+    recorded = record["hyperparameters"] if record and record["arch"] == _ARCH else {}
+    length = recorded.get("input_length") if length is None else length
+    pool_size = recorded.get("pool_size", 7) if pool_size is None else pool_size
+    pool_stride = recorded.get("pool_stride", 7) if pool_stride is None else pool_stride
     if length is not None:
         length = check_scalar(length, "length", int, min_val=1)
     pool_size = check_scalar(pool_size, "pool_size", int, min_val=1)
@@ -107,10 +118,13 @@ def load_module(source: Any, *, length: int | None = None, pool_size: int = 7, p
     params = infer_hyperparameters(state, length=length, pool_size=pool_size, pool_stride=pool_stride, label=label)
     model = load_strict(ExplaiNN(**params), state, label=label, arch=_ARCH)
     model.checkpoint_info = checkpoint_info(source, {})
+    if recorded:
+        model.output_names = list(record["targets"])
     return model
 
 
-def load(source: Any, *, length: int | None = None, pool_size: int = 7, pool_stride: int = 7, **options: Any) -> Any:
+def load(source: Any, *, length: int | None = None, pool_size: int | None = None, pool_stride: int | None = None,
+         **options: Any) -> Any:
     """``interpkit.load(path, arch="explainn")``: an ExplaiNN checkpoint as a torch-backend Predictor.
 
     The input length is inferred from the checkpoint (:func:`infer_hyperparameters`), so this

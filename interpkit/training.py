@@ -1,0 +1,284 @@
+"""Training the bundled architectures: the verb :func:`train`, validation metrics and the run's record.
+
+The core reads and splits the data (:mod:`interpkit.datasets`) and checks the options; the
+architecture's plugin (``ModelSpec.train``) runs the framework's training loop and writes the best
+checkpoint, ``model.pth``, with ``model.json`` beside it (architecture, hyper-parameters, targets,
+metrics), so that ``interpkit.load("OUT/model.pth")`` finds the architecture by itself.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from interpkit.errors import InputError, PluginError
+from interpkit.results import Result, png_img
+from interpkit.validation import check_choice, check_scalar
+
+if TYPE_CHECKING:
+    from interpkit.datasets import LabelledSequences
+    from interpkit.plugins import Registry
+
+__all__ = ["MONITORS", "TASKS", "TrainingResult", "evaluate", "monitored", "read_sidecar", "sidecar_path", "train"]
+
+#: What the targets are: one 0/1 target, several 0/1 targets, or real values.
+TASKS = ("binary", "multilabel", "regression")
+#: Validation metrics that can drive early stopping, by task family.
+MONITORS = {"binary": ("auprc", "auroc", "loss"), "multilabel": ("auprc", "auroc", "loss"),
+            "regression": ("pearson", "loss")}
+
+
+def evaluate(y_true: Any, y_pred: Any, task: str) -> dict[str, Any]:
+    """Per-target validation or test metrics.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (N, T)
+        Targets: 0/1 for classification, real values for regression.
+    y_pred : array-like of shape (N, T)
+        Predictions: logits or probabilities for classification (both rank the same way),
+        values for regression.
+    task : {"binary", "multilabel", "regression"}
+
+    Returns
+    -------
+    dict
+        Classification: ``auroc`` and ``auprc`` (lists of T floats; NaN for a target whose
+        labels hold one class only) and their means over the defined targets ``mean_auroc``,
+        ``mean_auprc``. Regression: ``pearson`` (T floats; NaN for a constant column) and
+        ``mean_pearson``. AUROC and AUPRC (average precision) are scikit-learn's
+        ``roc_auc_score`` and ``average_precision_score``; Pearson's r is
+        ``scipy.stats.pearsonr``.
+
+    Raises
+    ------
+    InputError
+        If the shapes differ or ``task`` is unknown.
+    """
+    task = check_choice(task, "task", TASKS)
+    y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    if y_true.ndim != 2 or y_true.shape != y_pred.shape:
+        raise InputError(f"y_true {y_true.shape} and y_pred {y_pred.shape} must both be (N, T).")
+    if task == "regression":
+        from scipy.stats import pearsonr
+
+        r = [float(pearsonr(t, p).statistic) if np.ptp(t) > 0 and np.ptp(p) > 0 else float("nan")
+             for t, p in zip(y_true.T, y_pred.T)]
+        return {"pearson": r, "mean_pearson": _mean(r)}
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    auroc, auprc = [], []
+    for t, p in zip(y_true.T, y_pred.T):
+        both = 0 < t.sum() < len(t)
+        auroc.append(float(roc_auc_score(t, p)) if both else float("nan"))
+        auprc.append(float(average_precision_score(t, p)) if both else float("nan"))
+    return {"auroc": auroc, "auprc": auprc, "mean_auroc": _mean(auroc), "mean_auprc": _mean(auprc)}
+
+
+def _mean(values: Sequence[float]) -> float:
+    defined = [v for v in values if not np.isnan(v)]
+    return float(np.mean(defined)) if defined else float("nan")
+
+
+def monitored(metrics: Mapping[str, Any], monitor: str) -> float:
+    """The number early stopping maximises: the mean metric, or minus the loss for ``"loss"``."""
+    return -float(metrics["loss"]) if monitor == "loss" else float(metrics[f"mean_{monitor}"])
+
+
+def sidecar_path(checkpoint: str | os.PathLike) -> Path:
+    """``model.json`` for ``model.pth``: where :func:`train` records how a checkpoint was made."""
+    return Path(checkpoint).with_suffix(".json")
+
+
+def read_sidecar(checkpoint: str | os.PathLike) -> dict[str, Any] | None:
+    """The record beside a checkpoint written by :func:`train`, or None when there is none.
+
+    Raises
+    ------
+    InputError
+        If the file exists but is not a JSON object with an ``arch`` string.
+    """
+    path = sidecar_path(checkpoint)
+    if not path.is_file() or Path(checkpoint).suffix.lower() == ".json":
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} beside checkpoint {checkpoint} is not readable JSON ({exc}); move it away "
+                         "or pass arch= (--arch) yourself.") from None
+    if not isinstance(record, dict) or not isinstance(record.get("arch"), str):
+        return None  # some other tool's JSON: not ours to interpret
+    return record
+
+
+@dataclass(frozen=True)
+class TrainingResult(Result):
+    """The record of one training run (``method`` = "train").
+
+    Attributes
+    ----------
+    checkpoint : Path or None
+        The best checkpoint (``model.pth``) with its record ``model.json`` beside it.
+    arrays
+        ``train_loss``, ``valid_loss``, ``valid_metric`` (E,) float64, one value per epoch run;
+        ``learning_rate`` (E,).
+    tables
+        ``history`` (epoch, train_loss, valid_loss, the monitored metric, learning rate) and
+        ``metrics`` (split, target, metric, value) for the best epoch on validation and test data.
+    params
+        Architecture, hyper-parameters and training options.
+    """
+
+    checkpoint: Path | None = None
+
+    def report_section(self, *, max_rows: int = 50) -> str:
+        """Learning curves, then the metrics and history tables."""
+        base = super().report_section(max_rows=max_rows)
+        curve = _curve_png(self.arrays, str(self.params.get("monitor", "")))
+        link = (f"<p>Best checkpoint: <code>{html.escape(str(self.checkpoint))}</code></p>"
+                if self.checkpoint else "")
+        head = base.index("</h2>") + len("</h2>")
+        return base[:head] + link + (png_img(curve, "learning curves") if curve else "") + base[head:]
+
+
+def _curve_png(arrays: Mapping[str, np.ndarray], monitor: str) -> bytes | None:
+    if "train_loss" not in arrays or not len(arrays["train_loss"]):
+        return None
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = np.arange(1, len(arrays["train_loss"]) + 1)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3))
+    ax1.plot(epochs, arrays["train_loss"], label="train")
+    ax1.plot(epochs, arrays["valid_loss"], label="validation")
+    ax1.set(xlabel="epoch", ylabel="loss")
+    ax1.legend()
+    ax2.plot(epochs, arrays["valid_metric"])
+    ax2.set(xlabel="epoch", ylabel=f"validation {monitor}")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _splits(data: Any, valid: float, test: float, random_state: int) -> tuple[Any, Any, Any]:
+    from interpkit.datasets import LabelledSequences, split
+
+    if isinstance(data, LabelledSequences):
+        return split(data, valid=valid, test=test, random_state=random_state)
+    if isinstance(data, (tuple, list)) and len(data) in (2, 3) and \
+            all(isinstance(d, LabelledSequences) for d in data if d is not None) and data[0] is not None \
+            and data[1] is not None:
+        parts = (*data, None)[:3]
+        first = parts[0]
+        for part in parts[1:]:
+            if part is not None and (part.targets != first.targets or part.task != first.task
+                                     or part.X.shape[1:] != first.X.shape[1:] or part.alphabet != first.alphabet):
+                raise InputError("the given splits differ in targets, task, alphabet or sequence shape; read them "
+                                 "with the same options.")
+        return parts
+    raise InputError(f"data must be LabelledSequences (split here) or a tuple (train, valid[, test]) of them "
+                     f"(interpkit.datasets.read_labelled); got {type(data).__name__}.")
+
+
+def train(
+    arch: str,
+    data: LabelledSequences | tuple[LabelledSequences, ...],
+    *,
+    out: str | os.PathLike,
+    valid: float = 0.1,
+    test: float = 0.1,
+    random_state: int = 0,
+    force: bool = False,
+    registry: Registry | None = None,
+    **options: Any,
+) -> TrainingResult:
+    """Train a bundled architecture and write its best checkpoint.
+
+    Parameters
+    ----------
+    arch : str
+        An architecture whose plugin can train it (``interpkit plugins``: e.g. "explainn",
+        "residualbind").
+    data : LabelledSequences or tuple
+        Sequences with targets (:func:`interpkit.datasets.read_labelled`), split here into
+        training, validation and test sets (stratified for binary targets), or the splits
+        ``(train, valid)`` / ``(train, valid, test)`` yourself.
+    out : path-like
+        Output directory, created; it must be empty unless ``force``. Receives ``model.pth``
+        (the best epoch's state_dict, loadable with ``weights_only``), ``model.json`` (arch,
+        hyper-parameters, targets, task, alphabet, metrics), ``train.json``,
+        ``train_history.tsv``, ``train_metrics.tsv`` and ``train.npz``.
+    valid, test : float
+        Fractions of ``data`` held out for validation (early stopping) and testing. Default is
+        0.1 and 0.1 (as ExplaiNN's reference parsers: 80/10/10).
+    random_state : int
+        Seed of the split, the weight initialisation and the batch order. Default is 0.
+    force : bool
+        Write into a non-empty ``out`` (files of the same names are replaced). Default is False.
+    registry : Registry or None
+        Default is None (the installed plugins).
+    **options
+        The architecture's training options (``interpkit train ARCH --help``).
+
+    Returns
+    -------
+    TrainingResult
+        Its ``checkpoint`` is the path of ``model.pth``.
+
+    Raises
+    ------
+    PluginError
+        If ``arch`` is unknown or cannot be trained, or its trainer fails with an error that is
+        not an interpkit error.
+    InputError
+        For bad data, splits or options, or an output directory that is not empty.
+    """
+    import dataclasses
+
+    from interpkit import __version__
+    from interpkit._io import check_out_dir, prepare_out_dir
+    from interpkit.errors import InterpkitError
+    from interpkit.params import bind_params
+    from interpkit.plugins import get_registry
+
+    registry = registry or get_registry()
+    spec = registry.get("models", arch)
+    trainer = spec.resolve_train()
+    random_state = check_scalar(random_state, "random_state", int, min_val=0)
+    valid = check_scalar(valid, "valid", float, min_val=0.0, max_val=1.0)
+    test = check_scalar(test, "test", float, min_val=0.0, max_val=1.0)
+    params = bind_params(f"train {arch}", spec.train_params, options)
+    check_out_dir(out, force=force)
+    parts = _splits(data, valid, test, random_state)
+    out = prepare_out_dir(out, force=force)
+    plugin = registry.plugin_of("models", arch)
+    try:
+        result = trainer(*parts, out=out, random_state=random_state, overwrite=force, **params)
+    except InterpkitError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"training {arch!r} (plugin {plugin.name} {plugin.version}) failed: "
+                          f"{type(exc).__name__}: {exc}. Set INTERPKIT_DEBUG=1 for the traceback.") from exc
+    if not isinstance(result, TrainingResult):
+        raise PluginError(f"the trainer of {arch!r} returned {type(result).__name__}, not a TrainingResult.")
+    sizes = {name: (len(p) if p is not None else 0) for name, p in zip(("train", "valid", "test"), parts)}
+    provenance = {"interpkit": __version__, "plugin": plugin.name, "plugin_version": plugin.version,
+                  "arch": arch, **result.provenance}
+    result = dataclasses.replace(result, params={"arch": arch, "random_state": random_state, "valid": valid,
+                                                 "test": test, "sizes": sizes, **params, **result.params},
+                                 provenance=provenance)
+    result.write(out, overwrite=force)
+    return result

@@ -1,0 +1,287 @@
+"""The PyTorch training loop the bundled trainable architectures (ExplaiNN, ResidualBind) share.
+
+Adam on a binary cross-entropy (logits) or mean squared error loss, reverse-complement augmentation for
+DNA, early stopping on a validation metric (AUPRC/AUROC for classification, Pearson's r for regression),
+optional learning-rate decay on a plateau (ResidualBind), seeded weight initialisation and batch order,
+a progress bar with the running loss, and the best checkpoint written atomically as ``model.pth`` with
+its record ``model.json`` beside it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from interpkit._io import atomic_write
+from interpkit.datasets import LabelledSequences
+from interpkit.errors import InputError
+from interpkit.tables import Table
+from interpkit.training import MONITORS, TrainingResult, evaluate, monitored, sidecar_path
+from interpkit_torch.load import _device
+
+__all__ = ["Schedule", "fit", "freeze_rows", "predict_module"]
+
+#: Checkpoint record format; bump when model.json changes incompatibly.
+RECORD_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Optimiser and stopping settings.
+
+    Attributes
+    ----------
+    lr : float
+        Adam's learning rate.
+    batch_size : int
+        Sequences per step.
+    max_epochs : int
+        Upper bound on passes over the training set.
+    patience : int
+        Stop after this many epochs without a better validation value (0: never stop early).
+    monitor : str
+        "auprc", "auroc" or "loss" for classification; "pearson" or "loss" for regression.
+    lr_decay : float or None
+        Multiply the learning rate by this after ``decay_patience`` epochs without improvement
+        (ResidualBind: 0.3 after 7, floor 1e-6). None: constant rate.
+    decay_patience : int
+    min_lr : float
+    """
+
+    lr: float
+    batch_size: int
+    max_epochs: int
+    patience: int
+    monitor: str
+    lr_decay: float | None = None
+    decay_patience: int = 7
+    min_lr: float = 1e-6
+
+
+def freeze_rows(parameter: nn.Parameter, rows: Any) -> Any:
+    """Keep the given rows of a parameter fixed while the rest trains (gradient zeroed by a hook).
+
+    With a zero gradient from the first step, Adam's moments stay zero and the rows are not changed
+    at all (bit-identical), as long as there is no weight decay. Returns the hook handle.
+    """
+    mask = torch.ones_like(parameter)
+    mask[list(rows)] = 0
+    return parameter.register_hook(lambda grad: grad * mask)
+
+
+def predict_module(module: nn.Module, X: np.ndarray, *, batch_size: int, device: torch.device) -> np.ndarray:
+    """Outputs (N, T) float64 of ``module`` in eval mode, batched, without gradients."""
+    module.eval()
+    out = []
+    with torch.no_grad():
+        for lo in range(0, len(X), batch_size):
+            out.append(module(torch.from_numpy(X[lo:lo + batch_size]).to(device)).double().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+def _loss(task: str) -> nn.Module:
+    return nn.MSELoss() if task == "regression" else nn.BCEWithLogitsLoss()
+
+
+def _validate(module: nn.Module, data: LabelledSequences, loss: nn.Module, batch_size: int,
+              device: torch.device) -> dict[str, Any]:
+    pred = predict_module(module, data.X, batch_size=batch_size, device=device)
+    metrics = evaluate(data.y, pred, data.task)
+    metrics["loss"] = float(loss(torch.from_numpy(pred), torch.from_numpy(data.y.astype(np.float64))))
+    return metrics
+
+
+def _write_checkpoint(module: nn.Module, out: Path, record: Mapping[str, Any]) -> Path:
+    path = out / "model.pth"
+    with atomic_write(path, mode="wb", overwrite=True) as handle:
+        torch.save(module.state_dict(), handle)
+    with atomic_write(sidecar_path(path), overwrite=True) as handle:
+        json.dump(record, handle, indent=2)
+    return path
+
+
+def fit(
+    module: nn.Module,
+    train: LabelledSequences,
+    valid: LabelledSequences,
+    test: LabelledSequences | None,
+    *,
+    arch: str,
+    hyperparameters: Mapping[str, Any],
+    schedule: Schedule,
+    out: Path,
+    overwrite: bool = False,
+    reverse_complement: bool = False,
+    random_state: int = 0,
+    verbose: bool = False,
+    device: str | None = None,
+    after_step: Callable[[nn.Module], None] | None = None,
+    record: Mapping[str, Any] | None = None,
+) -> TrainingResult:
+    """Train ``module`` in place and keep its best epoch (the module ends with those weights, in eval mode).
+
+    Parameters
+    ----------
+    module : nn.Module
+        Input (N, A, L) float32 one-hot, output (N, T) logits (classification) or values (regression),
+        initialised by the caller (seed torch before building it).
+    train, valid, test : LabelledSequences
+        Training, validation (early stopping) and optional test data with the same targets.
+    arch : str
+        Architecture name for ``model.json`` (``interpkit.load`` uses it).
+    hyperparameters : mapping
+        The architecture's constructor arguments, recorded in ``model.json``.
+    schedule : Schedule
+    out : Path
+        Existing directory receiving ``model.pth`` and ``model.json``.
+    overwrite : bool
+        Whether existing ``model.pth`` / ``model.json`` may be replaced. Default is False.
+    reverse_complement : bool
+        Train on every sequence and its reverse complement (DNA only). Default is False.
+    random_state : int
+        Seeds the batch order and the dropout masks. Default is 0.
+    verbose : bool
+        Progress bar with the running loss, and one line per epoch. Default is False.
+    device : str or None
+        "cpu", "cuda", "cuda:N"; None: CUDA if available. Default is None.
+    after_step : callable or None
+        Called with the module after each optimiser step (e.g. to clamp weights). Default is None.
+    record : mapping or None
+        More entries for ``model.json`` (e.g. how filters were initialised). Default is None.
+
+    Returns
+    -------
+    TrainingResult
+        Without ``arch``/``random_state`` in ``params`` (:func:`interpkit.train` adds them).
+
+    Raises
+    ------
+    InputError
+        If the splits are empty or differ in targets, ``monitor`` does not suit the task,
+        ``out`` already holds a checkpoint and ``overwrite`` is False, or an epoch's loss is not
+        finite (lower the learning rate).
+    """
+    from tqdm.auto import tqdm
+
+    task = train.task
+    if schedule.monitor not in MONITORS[task]:
+        raise InputError(f"monitor={schedule.monitor!r} does not suit a {task} task; use one of "
+                         f"{', '.join(MONITORS[task])}.")
+    if len(train) < 2 or len(valid) < 1:
+        raise InputError(f"training needs at least 2 training and 1 validation sequences; got {len(train)} and "
+                         f"{len(valid)}. Give more data or change valid=/test=.")
+    existing = [p.name for p in (out / "model.pth", out / "model.json") if p.exists()]
+    if existing and not overwrite:
+        raise InputError(f"{out} already holds {', '.join(existing)}; choose another directory or pass --force.")
+    if reverse_complement:
+        train = train.with_reverse_complements()
+    dev = _device(device)
+    torch.manual_seed(random_state)  # dropout masks
+    module.to(dev)
+    record = dict(record or {})
+    loss_fn = _loss(task)
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=schedule.lr)
+    generator = torch.Generator().manual_seed(random_state)
+    X, y = torch.from_numpy(train.X), torch.from_numpy(train.y.astype(np.float32))
+    lr, best, best_epoch, since_best, since_decay = schedule.lr, -math.inf, 0, 0, 0
+    best_state, history = None, []
+    epochs = tqdm(range(1, schedule.max_epochs + 1), desc=f"train {arch}", unit="epoch", disable=not verbose)
+    for epoch in epochs:
+        module.train()
+        order = torch.randperm(len(X), generator=generator)
+        total, seen = 0.0, 0
+        for lo in range(0, len(order), schedule.batch_size):
+            idx = order[lo:lo + schedule.batch_size]
+            if len(idx) < 2:  # BatchNorm cannot train on one sequence
+                continue
+            optimizer.zero_grad()
+            batch_loss = loss_fn(module(X[idx].to(dev)), y[idx].to(dev))
+            batch_loss.backward()
+            optimizer.step()
+            if after_step is not None:
+                after_step(module)
+            total, seen = total + float(batch_loss.detach()) * len(idx), seen + len(idx)
+            epochs.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+        train_loss = total / max(seen, 1)
+        if not math.isfinite(train_loss):
+            raise InputError(f"epoch {epoch}: the training loss is {train_loss}; lower lr (now {lr:g}) or check "
+                             "the targets (normalise regression targets).")
+        metrics = _validate(module, valid, loss_fn, schedule.batch_size, dev)
+        value = monitored(metrics, schedule.monitor)
+        history.append((epoch, train_loss, metrics["loss"], value if schedule.monitor != "loss" else -value, lr))
+        if value > best:
+            best, best_epoch, since_best, since_decay = value, epoch, 0, 0
+            best_state = copy.deepcopy(module.state_dict())
+            _write_checkpoint(module, out, _record(arch, hyperparameters, train, epoch, metrics, None, schedule,
+                                                   reverse_complement, random_state, record))
+        else:
+            since_best, since_decay = since_best + 1, since_decay + 1
+            if schedule.lr_decay and since_decay >= schedule.decay_patience:
+                lr, since_decay = max(lr * schedule.lr_decay, schedule.min_lr), 0
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+        epochs.set_postfix(loss=f"{train_loss:.4f}", **{f"valid_{schedule.monitor}": f"{history[-1][3]:.4f}"})
+        if schedule.patience and since_best >= schedule.patience:
+            break
+    module.load_state_dict(best_state)
+    module.eval()
+    valid_metrics = _validate(module, valid, loss_fn, schedule.batch_size, dev)
+    test_metrics = _validate(module, test, loss_fn, schedule.batch_size, dev) if test is not None and len(test) else None
+    checkpoint = _write_checkpoint(module, out, _record(arch, hyperparameters, train, best_epoch, valid_metrics,
+                                                        test_metrics, schedule, reverse_complement, random_state,
+                                                        record))
+    return _result(history, schedule, train, valid_metrics, test_metrics, best_epoch, checkpoint, hyperparameters,
+                   reverse_complement, record)
+
+
+def _record(arch: str, hyperparameters: Mapping[str, Any], train: LabelledSequences, epoch: int,
+            valid: Mapping[str, Any], test: Mapping[str, Any] | None, schedule: Schedule, reverse_complement: bool,
+            random_state: int, extra: Mapping[str, Any]) -> dict[str, Any]:
+    from interpkit import __version__
+
+    return {"format": RECORD_FORMAT, "arch": arch, "hyperparameters": dict(hyperparameters),
+            "targets": list(train.targets), "task": train.task, "alphabet": train.alphabet,
+            "length": int(train.X.shape[2]), "normalisation": getattr(train, "normalisation", None),
+            "best_epoch": epoch, "valid": dict(valid), "test": dict(test) if test else None,
+            "training": {"optimizer": "Adam", "lr": schedule.lr, "batch_size": schedule.batch_size,
+                         "max_epochs": schedule.max_epochs, "patience": schedule.patience,
+                         "monitor": schedule.monitor, "lr_decay": schedule.lr_decay,
+                         "reverse_complement": reverse_complement, "random_state": random_state},
+            "interpkit": __version__, **extra}
+
+
+def _result(history: list[tuple], schedule: Schedule, train: LabelledSequences, valid: Mapping[str, Any],
+            test: Mapping[str, Any] | None, best_epoch: int, checkpoint: Path, hyperparameters: Mapping[str, Any],
+            reverse_complement: bool, extra: Mapping[str, Any]) -> TrainingResult:
+    cols = np.array([row[1:] for row in history], dtype=np.float64)
+    monitor = schedule.monitor
+    rows = []
+    for split, metrics in (("valid", valid), ("test", test)):
+        for name in ("auroc", "auprc", "pearson"):
+            for target, value in zip(train.targets, (metrics or {}).get(name, [])):
+                rows.append((split, target, name, value))
+        if metrics:
+            rows.append((split, "", "loss", metrics["loss"]))
+    return TrainingResult(
+        method="train",
+        arrays={"train_loss": cols[:, 0], "valid_loss": cols[:, 1], "valid_metric": cols[:, 2],
+                "learning_rate": cols[:, 3]},
+        tables={"history": Table(("epoch", "train_loss", "valid_loss", f"valid_{monitor}", "learning_rate"),
+                                 [tuple(r) for r in history]),
+                "metrics": Table(("split", "target", "metric", "value"), rows)},
+        params={"hyperparameters": dict(hyperparameters), "lr": schedule.lr, "batch_size": schedule.batch_size,
+                "max_epochs": schedule.max_epochs, "patience": schedule.patience, "monitor": monitor,
+                "lr_decay": schedule.lr_decay, "reverse_complement": reverse_complement, "best_epoch": best_epoch,
+                "epochs_run": len(history), "task": train.task, "targets": list(train.targets), **extra},
+        checkpoint=checkpoint,
+    )

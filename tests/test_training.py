@@ -1,0 +1,208 @@
+"""Training ExplaiNN: the reference's JASPAR filter fitting, frozen filters, checkpoints that reload and export,
+the CLI, and the acceptance run on 500 real CTCF peaks against dinucleotide shuffles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import interpkit
+from interpkit.cli import main
+from interpkit.errors import InputError, PluginError
+
+torch = pytest.importorskip("torch")
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CTCF = SHARED / "data" / "peaks" / "Gm12878.CTCF.top500.w200.fa"
+needs_data = pytest.mark.skipif(not CTCF.exists(), reason="../shared/data is not beside the checkout")
+
+
+def test_motif_filter_pads_short_motifs_centred():
+    from interpkit_explainn.train import motif_filter
+
+    ppm = np.eye(4)[:, :3]  # A, C, G: 3 columns in a 5-wide filter
+    got = motif_filter(ppm, 5)
+    # 5 uniform columns each side (13); ties trim left, right, left, ... until 5 remain: U A C G U.
+    expected = np.stack([np.full(4, 0.25), *np.eye(4)[:, :3].T, np.full(4, 0.25)], axis=1) - 0.25
+    np.testing.assert_array_equal(got, expected.astype(np.float32))
+    assert got.dtype == np.float32 and got.shape == (4, 5)
+
+
+def test_motif_filter_trims_the_weaker_end_of_long_motifs():
+    from interpkit_explainn.train import motif_filter
+
+    weak, strong = np.full(4, 0.25) + [0.15, -0.05, -0.05, -0.05], np.array([0.9, 0.05, 0.03, 0.02])
+    ppm = np.stack([weak, strong, strong, strong, weak * 0 + [0.7, 0.1, 0.1, 0.1]], axis=1)
+    got = motif_filter(ppm, 4)
+    # the left end (max 0.4) is weaker than the right (0.7): the left column goes.
+    np.testing.assert_allclose(got + 0.25, ppm[:, 1:], atol=1e-7)
+
+
+def _planted(n=240, length=60, motif="CACGTG", seed=0):
+    """Random DNA; half carry ``motif`` at a random position (label 1)."""
+    from interpkit.datasets import LabelledSequences
+
+    rng = np.random.default_rng(seed)
+    seqs = ["".join(rng.choice(list("ACGT"), length)) for _ in range(n)]
+    y = np.zeros((n, 1), np.float32)
+    for i in range(0, n, 2):
+        at = int(rng.integers(0, length - len(motif)))
+        seqs[i] = seqs[i][:at] + motif + seqs[i][at + len(motif):]
+        y[i] = 1
+    X = interpkit.one_hot_encode(seqs)
+    return LabelledSequences(X=X, y=y, names=tuple(f"s{i}" for i in range(n)), targets=("bound",), task="binary",
+                             alphabet="ACGT")
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    return _planted()
+
+
+def _train(data, out, **options):
+    base = {"num_units": 4, "filter_size": 7, "max_epochs": 3, "batch_size": 32, "patience": 0}
+    return interpkit.train("explainn", data, out=out, **{**base, **options})
+
+
+def test_frozen_jaspar_filters_stay_bit_identical_and_unfrozen_ones_change(small_data, tmp_path):
+    from interpkit_explainn.train import motif_filter
+
+    from interpkit.jaspar import fetch_jaspar
+
+    ids = ["MA0139.1", "MA0058.3"]  # CTCF, MAX (JASPAR 2020)
+    start = np.stack([motif_filter(m.ppm, 7) for m in fetch_jaspar(release="JASPAR2020", ids=ids)])
+    frozen = _train(small_data, tmp_path / "frozen", init_motifs=",".join(ids), freeze_filters=True)
+    free = _train(small_data, tmp_path / "free", init_motifs=",".join(ids))
+    w_frozen = torch.load(frozen.checkpoint, weights_only=True)
+    w_free = torch.load(free.checkpoint, weights_only=True)
+    np.testing.assert_array_equal(w_frozen["linears.0.weight"][:2].numpy(), start)  # bit-identical
+    assert not np.array_equal(w_free["linears.0.weight"][:2].numpy(), start)
+    # the rest of the frozen model did train: the biases of the frozen filters and the random units
+    assert not np.allclose(w_frozen["linears.0.bias"].numpy(), w_free["linears.0.bias"].numpy())
+    record = interpkit.training.read_sidecar(frozen.checkpoint)
+    assert record["frozen_filters"] == [0, 1] and [m["id"] for m in record["init_motifs"]] == ids
+
+
+def test_checkpoint_reloads_without_arch_and_exports_to_onnx(small_data, tmp_path):
+    from interpkit_torch.export import to_onnx
+
+    result = _train(small_data, tmp_path / "run", max_epochs=2)
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"model.pth", "model.json", "train.json", "train_history.tsv", "train_metrics.tsv", "train.npz"} <= files
+    model = interpkit.load(result.checkpoint)  # arch from model.json
+    assert model.output_names == ("bound",) and model.input_spec.length == 60
+    state = torch.load(result.checkpoint, weights_only=True)
+    from interpkit_explainn.architecture import ExplaiNN
+
+    module = ExplaiNN(4, 60, 1, filter_size=7).eval()
+    module.load_state_dict(state)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(small_data.X)).numpy()
+    np.testing.assert_allclose(model.predict(small_data.X), expected, rtol=1e-6, atol=1e-6)
+    onnx = interpkit.load(to_onnx(model, tmp_path / "model.onnx"))
+    np.testing.assert_allclose(onnx.predict(small_data.X), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(InputError, match="already exists"):
+        to_onnx(model, tmp_path / "model.onnx")
+    history = result.tables["history"]
+    assert len(history) == 2 and result.params["best_epoch"] in (1, 2)
+    assert 0.0 <= result.arrays["valid_metric"].min() <= 1.0
+
+
+def test_seeded_training_is_reproducible(small_data, tmp_path):
+    a = _train(small_data, tmp_path / "a", max_epochs=1)
+    b = _train(small_data, tmp_path / "b", max_epochs=1)
+    c = _train(small_data, tmp_path / "c", max_epochs=1, random_state=1)
+    wa, wb, wc = (torch.load(r.checkpoint, weights_only=True)["final.weight"] for r in (a, b, c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+
+
+def test_training_errors(small_data, tmp_path):
+    with pytest.raises(InputError, match="monitor='pearson' does not suit a binary task"):
+        _train(small_data, tmp_path / "a", monitor="pearson")
+    with pytest.raises(InputError, match="freeze_filters=True needs init_motifs"):
+        _train(small_data, tmp_path / "b", freeze_filters=True)
+    with pytest.raises(InputError, match="gives 2 motifs for 1 units"):
+        _train(small_data, tmp_path / "c", num_units=1, init_motifs="MA0139.1,MA0058.3")
+    with pytest.raises(PluginError, match="'basset' has no trainer"):
+        interpkit.train("basset", small_data, out=tmp_path / "d")
+    with pytest.raises(InputError, match="has no option 'units'"):
+        interpkit.train("explainn", small_data, out=tmp_path / "e", units=3)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(InputError, match="not empty"):
+        _train(small_data, tmp_path / "full")
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+@needs_data
+def test_cli_train_writes_checkpoint_and_reports_metrics(tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["train", "explainn", str(CTCF), "--negatives", "dinuc", "-o", str(out), "--num-units", "4",
+                 "--max-epochs", "1", "--no-verbose"])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert str(out / "model.pth") in captured.out and "valid auroc" in captured.err
+    record = interpkit.training.read_sidecar(out / "model.pth")
+    assert record["arch"] == "explainn" and record["length"] == 200 and record["task"] == "binary"
+    assert main(["train", "explainn", str(CTCF), "--negatives", "dinuc", "-o", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert main(["train", "--help"]) == 0
+    listing = capsys.readouterr().out
+    assert "explainn" in listing and "basset" not in listing
+
+
+@needs_data
+def test_explainn_learns_ctcf_from_500_peaks_against_dinucleotide_shuffles(tmp_path):
+    """Acceptance: test AUROC >= 0.9 and a unit whose PPM matches JASPAR CTCF (MA0139) with q < 0.01."""
+    from interpkit.datasets import read_labelled
+
+    data = read_labelled(CTCF, negatives="dinuc", random_state=0)
+    result = interpkit.train("explainn", data, out=tmp_path / "ctcf", max_epochs=10, patience=4)
+    auroc = [r["value"] for r in result.tables["metrics"].records() if r["split"] == "test" and r["metric"] == "auroc"]
+    assert auroc[0] >= 0.9, result.tables["metrics"].records()
+    model = interpkit.load(result.checkpoint)
+    positives = data.X[data.y[:, 0] == 1]
+    units = interpkit.run("unit_importance", model, positives, jaspar_release="JASPAR2020")
+    hits = [r for r in units.tables["tomtom"].records()
+            if r["Target_ID"].startswith("MA0139") and r["q-value"] < 0.01]
+    assert hits, units.tables["units"].records()[:5]
+
+
+def _rna_copies(n, rng, *, plant=True, motif="UGCAUG", length=41):
+    """Random RNA; target = number of non-overlapping ``motif`` copies (0-3, anywhere) + N(0, 0.3) noise."""
+    seqs, y = [], []
+    for _ in range(n):
+        seq, starts = list(rng.choice(list("ACGU"), length)), []
+        copies = int(rng.integers(0, 4)) if plant else 0
+        while len(starts) < copies:
+            at = int(rng.integers(0, length - len(motif) + 1))
+            if all(abs(at - b) >= len(motif) for b in starts):
+                starts.append(at)
+        for at in starts:
+            seq[at:at + len(motif)] = list(motif)
+        seqs.append("".join(seq))
+        y.append(copies + rng.normal(0, 0.3))
+    return interpkit.one_hot_encode(seqs, alphabet="ACGU"), np.array(y, np.float32)[:, None]
+
+
+def test_residualbind_learns_additive_ugcaug_copies_and_gia_finds_the_6mer(tmp_path):
+    """Acceptance: held-out Pearson >= 0.8 on synthetic RNA, and GIA's top 6-mer is the planted UGCAUG."""
+    from interpkit.datasets import LabelledSequences
+
+    rng = np.random.default_rng(0)
+    X, y = _rna_copies(2000, rng)
+    data = LabelledSequences(X=X, y=y, names=tuple(f"r{i}" for i in range(len(X))), targets=("binding",),
+                             task="regression", alphabet="ACGU")
+    result = interpkit.train("residualbind", data, out=tmp_path / "rb", max_epochs=20, patience=5)
+    test_r = [r["value"] for r in result.tables["metrics"].records() if r["split"] == "test" and r["metric"] == "pearson"]
+    assert test_r[0] >= 0.8, result.tables["metrics"].records()
+    record = interpkit.training.read_sidecar(result.checkpoint)
+    assert record["hyperparameters"]["dilations"] == [1, 2, 4, 8] and record["alphabet"] == "ACGU"
+    model = interpkit.load(result.checkpoint)
+    assert model.input_spec.alphabet == "ACGU" and model.output_names == ("binding",)
+    backgrounds, _ = _rna_copies(200, rng, plant=False)
+    gia = interpkit.run("gia", model, backgrounds, n_backgrounds=20, batch_size=512)
+    top = gia.tables["top_kmers"].records()[0]
+    assert top["kmer"] == "UGCAUG", gia.tables["top_kmers"].records()[:5]
