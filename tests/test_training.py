@@ -206,3 +206,39 @@ def test_residualbind_learns_additive_ugcaug_copies_and_gia_finds_the_6mer(tmp_p
     gia = interpkit.run("gia", model, backgrounds, n_backgrounds=20, batch_size=512)
     top = gia.tables["top_kmers"].records()[0]
     assert top["kmer"] == "UGCAUG", gia.tables["top_kmers"].records()[:5]
+
+
+def test_transfer_learning_keeps_pretrained_units_fixed_and_reloads(tmp_path):
+    """Units = two pretrained single-motif ExplaiNNs; the head learns 'either motif' (Novakovsky et al. Fig. 5)."""
+    from interpkit.datasets import LabelledSequences
+
+    units = [_train(_planted(n=400, motif=m, seed=s), tmp_path / m, max_epochs=10).checkpoint
+             for m, s in (("CACGTG", 1), ("TGACTCA", 2))]
+    a, b = _planted(motif="CACGTG", seed=3), _planted(motif="TGACTCA", seed=4)
+    both = LabelledSequences(X=np.concatenate([a.X, b.X]), y=np.concatenate([a.y, b.y]),
+                             names=tuple(f"t{i}" for i in range(len(a) + len(b))), targets=("either",),
+                             task="binary", alphabet="ACGT")
+    for fc in (True, False):
+        out = tmp_path / f"tl_{fc}"
+        result = interpkit.train("explainn", both, out=out, pretrained=",".join(map(str, units)), per_unit_fc=fc,
+                                 max_epochs=10, batch_size=32, lr=0.01)  # the paper's transfer-learning rate
+        state = torch.load(result.checkpoint, weights_only=True)
+        for i, unit in enumerate(units):  # the pretrained weights are carried unchanged
+            original = torch.load(unit, weights_only=True)
+            assert all(torch.equal(state[f"units.{i}.{k}"], v) for k, v in original.items())
+        record = interpkit.training.read_sidecar(result.checkpoint)
+        assert record["arch"] == "explainn-transfer" and record["hyperparameters"]["num_units"] == 2
+        assert ("linears.1.weight" in state) is fc
+        model = interpkit.load(result.checkpoint)
+        module = model.module
+        with torch.no_grad():
+            x = torch.from_numpy(both.X[:50])
+            expected = module.final(module.unit_outputs(x)).numpy()
+        np.testing.assert_allclose(model.predict(both.X[:50]), expected, rtol=1e-6, atol=1e-6)
+        auroc = [r["value"] for r in result.tables["metrics"].records() if r["metric"] == "auroc"]
+        assert min(auroc) > 0.85, result.tables["metrics"].records()
+    with pytest.raises(InputError, match="exclude each other"):
+        interpkit.train("explainn", both, out=tmp_path / "x", pretrained=str(units[0]), init_motifs="MA0139.1")
+    (tmp_path / "CACGTG" / "model.pth").rename(tmp_path / "moved.pth")
+    with pytest.raises(InputError, match="pass pretrained="):
+        interpkit.load(tmp_path / "tl_True" / "model.pth")

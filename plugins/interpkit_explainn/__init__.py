@@ -32,5 +32,13 @@ def register_models() -> list[ModelSpec]:
             backend_options={"layout": "NCL"},
             train="interpkit_explainn.train:train",
             train_params=TRAIN_PARAMS,
-        )
+        ),
+        ModelSpec(
+            name="explainn-transfer",
+            backend="torch",
+            load="interpkit_explainn.transfer:load",
+            summary="ExplaiNN whose units are pretrained models (transfer learning), as written by "
+                    "interpkit train explainn --pretrained; needs the model.json beside the checkpoint.",
+            source="Novakovsky et al. (2023) Genome Biol. 24:154, Fig. 5 (DanQ units; NAMLayer/SingleLayer heads).",
+        ),
     ]

@@ -1,4 +1,4 @@
-"""Training ExplaiNN (Novakovsky et al. 2023), with optional JASPAR-initialised unit filters.
+"""Training ExplaiNN (Novakovsky et al. 2023): JASPAR-initialised (frozen or refined) filters, or pretrained units.
 
 ``interpkit train explainn SEQUENCES ...`` and ``interpkit.train("explainn", data, ...)`` call
 :func:`train`. Defaults are the reference CLI's (``scripts/train.py``): 100 units, filter 19,
@@ -26,7 +26,8 @@ TRAIN_PARAMS = (
     Param("num_fc", int, 2, "Per-unit fully connected layers (0-8).", min=0, max=8),
     Param("pool_size", int, 7, "Max-pool window of each unit in bp.", min=1),
     Param("pool_stride", int, 7, "Max-pool stride in bp.", min=1),
-    Param("lr", float, 0.003, "Adam learning rate (reference CLI 0.003; its README 0.001).", min=0.0),
+    Param("lr", float, 0.003, "Adam learning rate (reference CLI 0.003; its README 0.001; the paper's "
+          "transfer-learning heads 0.01).", min=0.0),
     Param("batch_size", int, 100, "Sequences per step.", min=2),
     Param("max_epochs", int, 100, "Most passes over the training data.", min=1),
     Param("patience", int, 10, "Stop after this many epochs without a better validation metric (0: never).",
@@ -40,6 +41,11 @@ TRAIN_PARAMS = (
     Param("jaspar_release", str, "JASPAR2020", "JASPAR release for --init-motifs (pyjaspar, offline)."),
     Param("freeze_filters", bool, False, "Keep the motif-initialised filters fixed (their biases, batch norms "
           "and the rest still train)."),
+    Param("pretrained", str, None, "Transfer learning: comma-separated PyTorch checkpoints (e.g. from interpkit "
+          "train) whose outputs, averaged over both strands, are the units; they stay fixed and only the head "
+          "trains. --num-units, --filter-size, --num-fc and the pool are then unused."),
+    Param("per_unit_fc", bool, True, "With --pretrained: a per-unit 1-100-1 network before the final layer "
+          "(the reference's NAMLayer); --no-per-unit-fc feeds the unit outputs to it directly."),
     Param("device", str, None, "cpu, cuda or cuda:N (default: CUDA if available)."),
     VERBOSE,
 )
@@ -103,8 +109,8 @@ def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: in
           num_units: int = 100, filter_size: int = 19, num_fc: int = 2, pool_size: int = 7, pool_stride: int = 7,
           lr: float = 0.003, batch_size: int = 100, max_epochs: int = 100, patience: int = 10,
           monitor: str | None = None, reverse_complement: bool = True, init_motifs: str | None = None,
-          jaspar_release: str = "JASPAR2020", freeze_filters: bool = False, device: str | None = None,
-          verbose: bool = False) -> Any:
+          jaspar_release: str = "JASPAR2020", freeze_filters: bool = False, pretrained: str | None = None,
+          per_unit_fc: bool = True, device: str | None = None, verbose: bool = False) -> Any:
     """Train an ExplaiNN on labelled sequences and write its best checkpoint (see :func:`interpkit.train`).
 
     Parameters
@@ -129,7 +135,8 @@ def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: in
     ------
     InputError
         For RNA data with reverse-complement augmentation, sequences too short for the filter
-        and pool, motifs that do not fit, ``freeze_filters`` without ``init_motifs``, or the
+        and pool, motifs that do not fit, ``freeze_filters`` without ``init_motifs``,
+        ``pretrained`` with ``init_motifs`` or with unit checkpoints that do not load, or the
         loop's own errors (:func:`interpkit_torch.training.fit`).
     """
     import torch
@@ -142,6 +149,12 @@ def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: in
         raise InputError("reverse_complement=True needs DNA (ACGT) data; pass --no-reverse-complement for RNA.")
     if freeze_filters and not init_motifs:
         raise InputError("freeze_filters=True needs init_motifs (the filters to keep fixed); name the motifs.")
+    schedule = Schedule(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
+                        monitor=monitor or ("pearson" if train_data.task == "regression" else "auprc"))
+    common = {"schedule": schedule, "out": out, "overwrite": overwrite, "reverse_complement": reverse_complement,
+              "random_state": random_state, "verbose": verbose, "device": device}
+    if pretrained:
+        return _train_transfer(train_data, valid, test, pretrained, per_unit_fc, init_motifs, **common)
     if num_fc and pooled_length(length, filter_size, pool_size, pool_stride) < 1:
         raise InputError(f"sequences of {length} bp are too short for filter_size={filter_size} and pool "
                          f"{pool_size}/{pool_stride}; use shorter filters or longer sequences.")
@@ -159,9 +172,26 @@ def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: in
         record["frozen_filters"] = list(range(len(motifs))) if freeze_filters else []
         if freeze_filters:
             freeze_rows(module.linears[0].weight, range(len(motifs)))
-    task = train_data.task
-    schedule = Schedule(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
-                        monitor=monitor or ("pearson" if task == "regression" else "auprc"))
-    return fit(module, train_data, valid, test, arch="explainn", hyperparameters=hyper, schedule=schedule, out=out,
-               overwrite=overwrite, reverse_complement=reverse_complement, random_state=random_state,
-               verbose=verbose, device=device, record=record)
+    return fit(module, train_data, valid, test, arch="explainn", hyperparameters=hyper, record=record, **common)
+
+
+def _train_transfer(train_data: Any, valid: Any, test: Any, pretrained: str, per_unit_fc: bool,
+                    init_motifs: str | None, **common: Any) -> Any:
+    """ExplaiNN whose units are the pretrained models' outputs (Novakovsky et al. 2023, Fig. 5)."""
+    import torch
+    from interpkit_torch.training import fit
+
+    from interpkit._io import file_digest
+    from interpkit_explainn.transfer import TransferExplaiNN, load_units
+
+    if init_motifs:
+        raise InputError("init_motifs and pretrained exclude each other: pretrained units have no filters to set.")
+    paths = [os.path.abspath(p.strip()) for p in pretrained.split(",") if p.strip()]
+    length = int(train_data.X.shape[2])
+    torch.manual_seed(common["random_state"])
+    module = TransferExplaiNN(load_units(paths, length), len(train_data.targets), length, per_unit_fc=per_unit_fc,
+                              strand_average=train_data.alphabet == "ACGT")
+    record = {"pretrained": [{"path": p, "sha256": file_digest(p)} for p in paths]}
+    hyper = {k: v for k, v in module.options.items() if k != "unit_widths"}
+    return fit(module, train_data, valid, test, arch="explainn-transfer", hyperparameters=hyper, record=record,
+               **common)
