@@ -233,7 +233,8 @@ _DATA_OPTIONS = (
     (["--genome"], {"help": "Genome FASTA for --bed and for --negatives gc."}),
     (["--length"], {"type": int, "help": "Sequence length in bp (variable-length FASTA is centre-cropped or "
                                          "N-padded to it)."}),
-    (["--alphabet"], {"default": "ACGT", "help": "ACGT for DNA, ACGU for RNA."}),
+    (["--alphabet"], {"default": "ACGT", "help": "Alphabet of the data: ACGT for DNA, ACGU for RNA (the trained "
+                                                "model takes the same)."}),
     (["--task"], {"type": click.Choice(["binary", "multilabel", "regression"]),
                   "help": "Override the task read from the targets."}),
     (["--normalise"], {"type": click.Choice(["zscore", "clip", "log"]),

@@ -195,13 +195,9 @@ def logo_png(matrix: Any, *, kind: str = "information", title: str | None = None
     InputError
         As :func:`plot_logo`.
     """
-    import io
+    from interpkit.figures import figure_png
 
-    ax = plot_logo(matrix, kind=kind, title=title)
-    buffer = io.BytesIO()
-    ax.figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    ax.figure.clear()
-    return buffer.getvalue()
+    return figure_png(plot_logo(matrix, kind=kind, title=title).figure, dpi=dpi)
 
 
 def _unpack(matrix: Any, alphabet: str | None) -> tuple[Any, str]:
@@ -215,9 +211,6 @@ def _unpack(matrix: Any, alphabet: str | None) -> tuple[Any, str]:
 
 def _figure(width: int) -> Any:
     """A new Figure on its own Agg canvas (no pyplot), sized to the motif."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from interpkit.figures import new_figure
 
-    figure = Figure(figsize=(min(max(2.0, 0.4 * width + 1.0), 40.0), 2.0))
-    FigureCanvasAgg(figure)
-    return figure
+    return new_figure(min(max(2.0, 0.4 * width + 1.0), 40.0), 2.0)

@@ -229,8 +229,9 @@ class ModelSpec:
         names = [p.name for p in self.train_params]
         clash = sorted(set(names) & (RESERVED_PARAMS | TRAIN_RESERVED))
         if clash or len(set(names)) != len(names):
-            raise PluginError(f"model {self.name!r}: training option names must be unique and not one of "
-                              f"{', '.join(sorted(RESERVED_PARAMS | TRAIN_RESERVED))}; got {names}.")
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise PluginError(f"model {self.name!r}: training options {', '.join(clash + twice)} are reserved by "
+                              "interpkit or declared twice; rename them.")
 
     def resolve(self) -> Callable:
         """The architecture's loader, imported on first use."""

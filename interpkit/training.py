@@ -98,23 +98,37 @@ def sidecar_path(checkpoint: str | os.PathLike) -> Path:
 
 
 def read_sidecar(checkpoint: str | os.PathLike) -> dict[str, Any] | None:
-    """The record beside a checkpoint written by :func:`train`, or None when there is none.
+    """The record :func:`train` wrote beside a checkpoint, or None when ``checkpoint`` has none.
 
-    Raises
-    ------
-    InputError
-        If the file exists but is not a JSON object with an ``arch`` string.
+    The record counts only when it names this very file (``checkpoint.file``), so ``model.onnx`` or
+    ``model.h5`` put beside ``model.json`` are not taken for the trained ``model.pth``; other JSON
+    (another tool's, or unreadable) is ignored.
+
+    Warns
+    -----
+    InterpkitWarning
+        If the file's sha256 differs from the recorded one (the record may describe another
+        epoch's weights of the same architecture).
     """
-    path = sidecar_path(checkpoint)
-    if not path.is_file() or Path(checkpoint).suffix.lower() == ".json":
+    import warnings
+
+    from interpkit._io import file_digest
+    from interpkit.errors import InterpkitWarning
+
+    path, checkpoint = sidecar_path(checkpoint), Path(checkpoint)
+    if not path.is_file() or checkpoint.suffix.lower() == ".json" or not checkpoint.is_file():
         return None
     try:
         record = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path} beside checkpoint {checkpoint} is not readable JSON ({exc}); move it away "
-                         "or pass arch= (--arch) yourself.") from None
-    if not isinstance(record, dict) or not isinstance(record.get("arch"), str):
-        return None  # some other tool's JSON: not ours to interpret
+    except (OSError, ValueError):
+        return None
+    written = record.get("checkpoint") if isinstance(record, dict) else None
+    if not isinstance(record.get("arch") if isinstance(record, dict) else None, str) or \
+            not isinstance(written, dict) or written.get("file") != checkpoint.name:
+        return None
+    if written.get("sha256") and written["sha256"] != file_digest(checkpoint):
+        warnings.warn(f"{checkpoint} differs from the file {path.name} describes (sha256); its architecture and "
+                      "hyper-parameters are used, its metrics may be another epoch's.", InterpkitWarning, stacklevel=2)
     return record
 
 
@@ -151,15 +165,11 @@ class TrainingResult(Result):
 def _curve_png(arrays: Mapping[str, np.ndarray], monitor: str) -> bytes | None:
     if "train_loss" not in arrays or not len(arrays["train_loss"]):
         return None
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from interpkit.figures import figure_png, new_figure
 
     epochs = np.arange(1, len(arrays["train_loss"]) + 1)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3))
+    fig = new_figure(8, 3)
+    ax1, ax2 = fig.subplots(1, 2)
     ax1.plot(epochs, arrays["train_loss"], label="train")
     ax1.plot(epochs, arrays["valid_loss"], label="validation")
     ax1.set(xlabel="epoch", ylabel="loss")
@@ -167,10 +177,7 @@ def _curve_png(arrays: Mapping[str, np.ndarray], monitor: str) -> bytes | None:
     ax2.plot(epochs, arrays["valid_metric"])
     ax2.set(xlabel="epoch", ylabel=f"validation {monitor}")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def _splits(data: Any, valid: float, test: float, random_state: int) -> tuple[Any, Any, Any]:
@@ -198,8 +205,8 @@ def train(
     data: LabelledSequences | tuple[LabelledSequences, ...],
     *,
     out: str | os.PathLike,
-    valid: float = 0.1,
-    test: float = 0.1,
+    valid: float | None = None,
+    test: float | None = None,
     random_state: int = 0,
     force: bool = False,
     registry: Registry | None = None,
@@ -221,9 +228,10 @@ def train(
         (the best epoch's state_dict, loadable with ``weights_only``), ``model.json`` (arch,
         hyper-parameters, targets, task, alphabet, metrics), ``train.json``,
         ``train_history.tsv``, ``train_metrics.tsv`` and ``train.npz``.
-    valid, test : float
-        Fractions of ``data`` held out for validation (early stopping) and testing. Default is
-        0.1 and 0.1 (as ExplaiNN's reference parsers: 80/10/10).
+    valid, test : float or None
+        Fractions of ``data`` held out for validation (early stopping) and testing; None means
+        0.1 each (as ExplaiNN's reference parsers: 80/10/10). Only for data split here: with
+        splits given they must be None. Default is None.
     random_state : int
         Seed of the split, the weight initialisation and the batch order. Default is 0.
     force : bool
@@ -250,6 +258,7 @@ def train(
 
     from interpkit import __version__
     from interpkit._io import check_out_dir, prepare_out_dir
+    from interpkit.datasets import LabelledSequences
     from interpkit.errors import InterpkitError
     from interpkit.params import bind_params
     from interpkit.plugins import get_registry
@@ -258,8 +267,10 @@ def train(
     spec = registry.get("models", arch)
     trainer = spec.resolve_train()
     random_state = check_scalar(random_state, "random_state", int, min_val=0)
-    valid = check_scalar(valid, "valid", float, min_val=0.0, max_val=1.0)
-    test = check_scalar(test, "test", float, min_val=0.0, max_val=1.0)
+    if not isinstance(data, LabelledSequences) and (valid is not None or test is not None):
+        raise InputError("valid= and test= split data here; with the splits given as a tuple, leave them out.")
+    valid = 0.1 if valid is None else check_scalar(valid, "valid", float, min_val=0.0, max_val=1.0)
+    test = 0.1 if test is None else check_scalar(test, "test", float, min_val=0.0, max_val=1.0)
     params = bind_params(f"train {arch}", spec.train_params, options)
     check_out_dir(out, force=force)
     parts = _splits(data, valid, test, random_state)

@@ -238,7 +238,8 @@ def test_conformance(predictor, check):
 
 
 def _write_record(path, module, **extra):
-    record = {"format": 1, "arch": "residualbind", "hyperparameters": module.options, **extra}
+    record = {"format": 1, "arch": "residualbind", "hyperparameters": module.options,
+              "checkpoint": {"file": path.name}, **extra}
     path.with_suffix(".json").write_text(json.dumps(record))
 
 
@@ -280,24 +281,27 @@ def test_sidecar_that_contradicts_the_shapes(tmp_path, rb41):
     module, source = rb41
     path = tmp_path / "model.pth"
     path.write_bytes(source.read_bytes())
-    path.with_suffix(".json").write_text(json.dumps({"arch": "residualbind", "hyperparameters": {
+    ours = {"arch": "residualbind", "checkpoint": {"file": "model.pth"}}
+    path.with_suffix(".json").write_text(json.dumps({**ours, "hyperparameters": {
         **module.options, "kernel_size": 9}}))
     with pytest.raises(InputError, match=r"kernel_size=9 \(model\.json\) does not fit model\.pth, whose conv\.weight "
                                          r"\(96, 4, 11\) gives kernel_size=11; correct or remove it in model\.json"):
         load_module(path)
-    path.with_suffix(".json").write_text(json.dumps({"arch": "residualbind", "hyperparameters": {"input_length": 60}}))
+    ours = {"arch": "residualbind", "checkpoint": {"file": "model.pth"}}
+    path.with_suffix(".json").write_text(json.dumps({**ours, "hyperparameters": {"input_length": 60}}))
     with pytest.raises(InputError, match=r"length=60 \(model\.json\).*inputs of 40 to 49 bp"):
         load_module(path)
     assert load_module(path, length=41).input_length == 41  # the argument wins
-    path.with_suffix(".json").write_text(json.dumps({"arch": "residualbind", "hyperparameters": {"filter": 96}}))
+    ours = {"arch": "residualbind", "checkpoint": {"file": "model.pth"}}
+    path.with_suffix(".json").write_text(json.dumps({**ours, "hyperparameters": {"filter": 96}}))
     with pytest.raises(InputError, match="model.json names unknown ResidualBind hyper-parameter"):
         load_module(path)
-    path.with_suffix(".json").write_text(json.dumps({"arch": "explainn", "hyperparameters": {"num_units": 3}}))
+    path.with_suffix(".json").write_text(json.dumps({"arch": "explainn", "checkpoint": {"file": "model.pth"},
+                                                "hyperparameters": {"num_units": 3}}))
     with pytest.warns(InterpkitWarning, match="records architecture 'explainn'"):
         assert load_module(path).options == {**HYPERPARAMETERS, "input_length": 40}
-    path.with_suffix(".json").write_text("{not json")
-    with pytest.raises(InputError, match="not readable JSON"):
-        load_module(path)
+    path.with_suffix(".json").write_text("{not json")  # not a record of ours: ignored, shapes decide
+    assert load_module(path).options == {**HYPERPARAMETERS, "input_length": 40}
 
 
 @pytest.mark.parametrize(
@@ -385,15 +389,12 @@ def test_rna_fasta_reads_with_u_and_dna_with_the_dna_alphabet(tmp_path, rb41, pr
 # -- ONNX ----------------------------------------------------------------------------------------------------------
 def test_onnx_export_predicts_the_same(tmp_path, rb41, predictor):
     pytest.importorskip("onnxruntime")
+    from interpkit_torch.export import to_onnx
+
     module = rb41[0]
-    path = tmp_path / "residualbind.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.zeros(2, 4, 41),), str(path), dynamo=False, opset_version=17,
-                          input_names=["seq"], training=torch.onnx.TrainingMode.PRESERVE,
-                          dynamic_axes={"seq": {0: "N"}})
-    onnx_model = interpkit.load(path, alphabet="ACGU")
+    onnx_model = interpkit.load(to_onnx(predictor, tmp_path / "residualbind.onnx"))  # alphabet and names carried
     assert onnx_model.input_spec.length == 41 and onnx_model.input_spec.layout == "NCL"
+    assert onnx_model.input_spec.alphabet == "ACGU" and onnx_model.output_names == predictor.output_names
     X = random_one_hot(7, 41, random_state=10)
     np.testing.assert_allclose(onnx_model.predict(X), predictor.predict(X), atol=1e-5, rtol=0)
     np.testing.assert_allclose(onnx_model.predict(X), _out(module, X), atol=1e-5, rtol=0)

@@ -79,8 +79,14 @@ def test_frozen_jaspar_filters_stay_bit_identical_and_unfrozen_ones_change(small
     w_free = torch.load(free.checkpoint, weights_only=True)
     np.testing.assert_array_equal(w_frozen["linears.0.weight"][:2].numpy(), start)  # bit-identical
     assert not np.array_equal(w_free["linears.0.weight"][:2].numpy(), start)
-    # the rest of the frozen model did train: the biases of the frozen filters and the random units
-    assert not np.allclose(w_frozen["linears.0.bias"].numpy(), w_free["linears.0.bias"].numpy())
+    # the rest of the frozen model did train: the random units' filters and every filter's bias left their
+    # seeded initial values
+    from interpkit_explainn.architecture import ExplaiNN
+
+    torch.manual_seed(0)
+    initial = ExplaiNN(4, 60, 1, filter_size=7).state_dict()
+    assert not torch.equal(w_frozen["linears.0.weight"][2:], initial["linears.0.weight"][2:])
+    assert not torch.equal(w_frozen["linears.0.bias"], initial["linears.0.bias"])
     record = interpkit.training.read_sidecar(frozen.checkpoint)
     assert record["frozen_filters"] == [0, 1] and [m["id"] for m in record["init_motifs"]] == ids
 
@@ -242,3 +248,99 @@ def test_transfer_learning_keeps_pretrained_units_fixed_and_reloads(tmp_path):
     (tmp_path / "CACGTG" / "model.pth").rename(tmp_path / "moved.pth")
     with pytest.raises(InputError, match="pass pretrained="):
         interpkit.load(tmp_path / "tl_True" / "model.pth")
+
+
+def test_early_stopping_and_learning_rate_decay_follow_the_scripted_metric(small_data, tmp_path, monkeypatch):
+    """Validation AUPRC scripted per epoch: best at epoch 2, decay after 2 flat epochs, stop after 5."""
+    from interpkit_torch import training
+
+    script = iter([0.5, 0.9, 0.8, 0.85, 0.7, 0.6, 0.9, 0.95, 0.99])
+    snapshots = {}
+
+    def scripted(module, data, loss, batch_size, device):
+        value = next(script, 0.0)
+        snapshots.setdefault(value, {k: v.clone() for k, v in module.state_dict().items()})
+        return {"auprc": [value], "auroc": [value], "mean_auprc": value, "mean_auroc": value, "loss": 1 - value}
+
+    monkeypatch.setattr(training, "_validate", scripted)
+    module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4 * 60, 1))
+    schedule = training.Schedule(lr=0.01, batch_size=32, max_epochs=9, patience=5, monitor="auprc", lr_decay=0.5,
+                                 decay_patience=2)
+    tmp_path.mkdir(exist_ok=True)
+    result = training.fit(module, small_data, small_data, None, arch="test", hyperparameters={}, schedule=schedule,
+                          out=tmp_path)
+    lr = result.arrays["learning_rate"]
+    assert result.params["epochs_run"] == 7 and result.params["best_epoch"] == 2  # 5 epochs after the best
+    np.testing.assert_allclose(lr, [0.01, 0.01, 0.01, 0.01, 0.005, 0.005, 0.0025])  # after epochs 4 and 6
+    best = snapshots[0.9]  # the weights validated at epoch 2 are the ones kept (module and file)
+    assert all(torch.equal(module.state_dict()[k], v) for k, v in best.items())
+    saved = torch.load(tmp_path / "model.pth", weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in best.items())
+
+
+def test_undefined_metric_and_bad_schedules_are_refused(small_data, tmp_path):
+    from interpkit_torch.training import Schedule
+
+    from interpkit.datasets import LabelledSequences
+
+    one_class = LabelledSequences(X=small_data.X[1::2][:20], y=small_data.y[1::2][:20], names=small_data.names[:20],
+                                  targets=("bound",), task="binary", alphabet="ACGT")
+    with pytest.raises(InputError, match="undefined on every epoch.*monitor='loss'"):
+        interpkit.train("explainn", (small_data, one_class), out=tmp_path / "nan", num_units=2, filter_size=7,
+                        max_epochs=2)
+    with pytest.raises(InputError, match="valid= and test= split data here"):
+        interpkit.train("explainn", (small_data, one_class), out=tmp_path / "x", valid=0.2)
+    for bad, match in (({"lr": 0}, "lr=0 must be > 0"), ({"batch_size": 1}, "batch_size=1 must be >= 2"),
+                       ({"lr_decay": 0.0}, r"lr_decay=0.0 must be in \(0, 1\)")):
+        with pytest.raises(InputError, match=match):
+            Schedule(**{"lr": 0.1, "batch_size": 8, "max_epochs": 1, "patience": 0, "monitor": "loss", **bad})
+
+
+def test_sidecar_names_its_checkpoint_and_onnx_beside_it_loads_as_onnx(small_data, tmp_path):
+    from interpkit_torch.export import to_onnx
+
+    result = _train(small_data, tmp_path / "run", max_epochs=1)
+    record = interpkit.training.read_sidecar(result.checkpoint)
+    assert record["checkpoint"]["file"] == "model.pth" and len(record["checkpoint"]["sha256"]) == 64
+    model = interpkit.load(result.checkpoint)
+    onnx_path = to_onnx(model, tmp_path / "run" / "model.onnx")  # beside model.json, which is not about it
+    onnx = interpkit.load(onnx_path)
+    assert onnx.backend_name == "onnx" and onnx.output_names == ("bound",)
+    np.testing.assert_allclose(onnx.predict(small_data.X[:8]), model.predict(small_data.X[:8]), atol=1e-5)
+    state = torch.load(result.checkpoint, weights_only=True)
+    state["final.bias"] += 1
+    torch.save(state, result.checkpoint)
+    with pytest.warns(interpkit.InterpkitWarning, match="differs from the file model.json describes"):
+        interpkit.load(result.checkpoint)
+
+
+def test_multilabel_rna_explainn_reloads_with_its_alphabet(tmp_path):
+    from interpkit.datasets import LabelledSequences
+
+    a, b = _planted(motif="CACGTG", seed=5), _planted(motif="TGACTCA", seed=6)
+    X = np.concatenate([a.X, b.X])
+    y = np.concatenate([np.hstack([a.y, np.zeros_like(a.y)]), np.hstack([np.zeros_like(b.y), b.y])])
+    data = LabelledSequences(X=X, y=y, names=tuple(f"m{i}" for i in range(len(X))), targets=("E-box", "AP-1"),
+                             task="multilabel", alphabet="ACGU")
+    result = _train(data, tmp_path / "rna", max_epochs=2, reverse_complement=False)
+    model = interpkit.load(result.checkpoint)
+    assert model.input_spec.alphabet == "ACGU" and model.output_names == ("E-box", "AP-1")
+    rows = {(r["split"], r["target"], r["metric"]) for r in result.tables["metrics"].records()}
+    assert ("test", "AP-1", "auprc") in rows and ("valid", "E-box", "auroc") in rows
+    with pytest.raises(InputError, match="needs DNA"):
+        _train(data, tmp_path / "rc", max_epochs=1)
+
+
+@needs_data
+def test_cli_trains_on_bed_windows_against_gc_matched_negatives(tmp_path, capsys):
+    genome = SHARED / "data" / "genome" / "test_grch37_chr10_0-110kb.fa"
+    bed = tmp_path / "peaks.bed"  # made-up intervals in chr10:60,000-110,000 (0-60,000 is N)
+    bed.write_text("".join(f"chr10\t{s}\t{s + 100}\n" for s in range(61_000, 107_000, 1_000)))
+    out = tmp_path / "gc"
+    assert main(["train", "explainn", "--bed", str(bed), "--genome", str(genome), "--length", "100",
+                 "--negatives", "gc", "-o", str(out), "--num-units", "2", "--filter-size", "9", "--max-epochs", "1",
+                 "--monitor", "loss", "--no-verbose"]) == 0, capsys.readouterr().err
+    record = interpkit.training.read_sidecar(out / "model.pth")
+    assert record["length"] == 100 and record["hyperparameters"]["num_units"] == 2
+    history = (out / "train_history.tsv").read_text().splitlines()
+    assert history[0].split("\t") == ["epoch", "train_loss", "valid_loss", "learning_rate"] and len(history) == 2

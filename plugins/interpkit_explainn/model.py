@@ -87,7 +87,7 @@ def load_module(source: Any, *, length: int | None = None, pool_size: int | None
         A ``torch.save(model.state_dict(), path)`` file of the reference code (e.g.
         ``model_epoch_best_4.pth``; CUDA-saved files load on the CPU) or an interpkit ExplaiNN.
         For a checkpoint written by ``interpkit train`` the record ``model.json`` beside it gives
-        the input length, pool sizes and output names.
+        the input length, pool sizes, output names and alphabet (``data_alphabet``).
     length, pool_size, pool_stride
         As :func:`infer_hyperparameters`; None (the default) takes the recorded value, else
         the length is inferred and the pool is 7/7 (the reference's defaults).
@@ -120,6 +120,7 @@ def load_module(source: Any, *, length: int | None = None, pool_size: int | None
     model.checkpoint_info = checkpoint_info(source, {})
     if recorded:
         model.output_names = list(record["targets"])
+        model.data_alphabet = record.get("alphabet", "ACGT")  # an ExplaiNN trained on RNA reads ACGU
     return model
 
 
@@ -151,4 +152,5 @@ def load(source: Any, *, length: int | None = None, pool_size: int | None = None
     from interpkit.api import load as load_model
 
     module = load_module(source, length=length, pool_size=pool_size, pool_stride=pool_stride)
-    return load_model(module, backend="torch", **{"layout": "NCL", **options, "length": module.input_length})
+    defaults = {"layout": "NCL", "alphabet": getattr(module, "data_alphabet", None)}
+    return load_model(module, backend="torch", **{**defaults, **options, "length": module.input_length})

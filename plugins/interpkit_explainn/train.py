@@ -26,8 +26,8 @@ TRAIN_PARAMS = (
     Param("num_fc", int, 2, "Per-unit fully connected layers (0-8).", min=0, max=8),
     Param("pool_size", int, 7, "Max-pool window of each unit in bp.", min=1),
     Param("pool_stride", int, 7, "Max-pool stride in bp.", min=1),
-    Param("lr", float, 0.003, "Adam learning rate (reference CLI 0.003; its README 0.001; the paper's "
-          "transfer-learning heads 0.01).", min=0.0),
+    Param("lr", float, None, "Adam learning rate (default: the reference CLI's 0.003, or with --pretrained "
+          "the paper's 0.01 for transfer-learning heads).", min=0.0),
     Param("batch_size", int, 100, "Sequences per step.", min=2),
     Param("max_epochs", int, 100, "Most passes over the training data.", min=1),
     Param("patience", int, 10, "Stop after this many epochs without a better validation metric (0: never).",
@@ -41,9 +41,10 @@ TRAIN_PARAMS = (
     Param("jaspar_release", str, "JASPAR2020", "JASPAR release for --init-motifs (pyjaspar, offline)."),
     Param("freeze_filters", bool, False, "Keep the motif-initialised filters fixed (their biases, batch norms "
           "and the rest still train)."),
-    Param("pretrained", str, None, "Transfer learning: comma-separated PyTorch checkpoints (e.g. from interpkit "
-          "train) whose outputs, averaged over both strands, are the units; they stay fixed and only the head "
-          "trains. --num-units, --filter-size, --num-fc and the pool are then unused."),
+    Param("pretrained", str, None, "Transfer learning: comma-separated PyTorch checkpoints whose outputs, "
+          "averaged over both strands, are the units; they stay fixed and only the head trains. Each is a file "
+          "interpkit.load reads by itself (e.g. from interpkit train) or ARCH:FILE for a weights-only one "
+          "(explainn:model_epoch_best_4.pth). --num-units, --filter-size, --num-fc and the pool are then unused."),
     Param("per_unit_fc", bool, True, "With --pretrained: a per-unit 1-100-1 network before the final layer "
           "(the reference's NAMLayer); --no-per-unit-fc feeds the unit outputs to it directly."),
     Param("device", str, None, "cpu, cuda or cuda:N (default: CUDA if available)."),
@@ -107,7 +108,7 @@ def _init_motifs(spec: str, release: str, units: int) -> list[Any]:
 
 def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: int = 0, overwrite: bool = False,
           num_units: int = 100, filter_size: int = 19, num_fc: int = 2, pool_size: int = 7, pool_stride: int = 7,
-          lr: float = 0.003, batch_size: int = 100, max_epochs: int = 100, patience: int = 10,
+          lr: float | None = None, batch_size: int = 100, max_epochs: int = 100, patience: int = 10,
           monitor: str | None = None, reverse_complement: bool = True, init_motifs: str | None = None,
           jaspar_release: str = "JASPAR2020", freeze_filters: bool = False, pretrained: str | None = None,
           per_unit_fc: bool = True, device: str | None = None, verbose: bool = False) -> Any:
@@ -140,7 +141,7 @@ def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: in
         loop's own errors (:func:`interpkit_torch.training.fit`).
     """
     import torch
-    from interpkit_torch.training import Schedule, fit, freeze_rows
+    from interpkit_torch.training import Schedule, fit, freeze_rows, seeded
 
     from interpkit_explainn.architecture import ExplaiNN, pooled_length
 
@@ -149,6 +150,8 @@ def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: in
         raise InputError("reverse_complement=True needs DNA (ACGT) data; pass --no-reverse-complement for RNA.")
     if freeze_filters and not init_motifs:
         raise InputError("freeze_filters=True needs init_motifs (the filters to keep fixed); name the motifs.")
+    if lr is None:
+        lr = 0.01 if pretrained else 0.003
     schedule = Schedule(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
                         monitor=monitor or ("pearson" if train_data.task == "regression" else "auprc"))
     common = {"schedule": schedule, "out": out, "overwrite": overwrite, "reverse_complement": reverse_complement,
@@ -160,8 +163,8 @@ def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: in
                          f"{pool_size}/{pool_stride}; use shorter filters or longer sequences.")
     hyper = {"num_units": num_units, "input_length": length, "num_classes": len(train_data.targets),
              "filter_size": filter_size, "num_fc": num_fc, "pool_size": pool_size, "pool_stride": pool_stride}
-    torch.manual_seed(random_state)
-    module = ExplaiNN(**hyper)
+    with seeded(random_state):
+        module = ExplaiNN(**hyper)
     record: dict[str, Any] = {}
     if init_motifs:
         motifs = _init_motifs(init_motifs, jaspar_release, num_units)
@@ -178,20 +181,20 @@ def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: in
 def _train_transfer(train_data: Any, valid: Any, test: Any, pretrained: str, per_unit_fc: bool,
                     init_motifs: str | None, **common: Any) -> Any:
     """ExplaiNN whose units are the pretrained models' outputs (Novakovsky et al. 2023, Fig. 5)."""
-    import torch
-    from interpkit_torch.training import fit
+    from interpkit_torch.training import fit, seeded
 
     from interpkit._io import file_digest
-    from interpkit_explainn.transfer import TransferExplaiNN, load_units
+    from interpkit_explainn.transfer import TransferExplaiNN, load_units, split_unit
 
     if init_motifs:
         raise InputError("init_motifs and pretrained exclude each other: pretrained units have no filters to set.")
-    paths = [os.path.abspath(p.strip()) for p in pretrained.split(",") if p.strip()]
+    units = [split_unit(p) for p in pretrained.split(",") if p.strip()]
     length = int(train_data.X.shape[2])
-    torch.manual_seed(common["random_state"])
-    module = TransferExplaiNN(load_units(paths, length), len(train_data.targets), length, per_unit_fc=per_unit_fc,
-                              strand_average=train_data.alphabet == "ACGT")
-    record = {"pretrained": [{"path": p, "sha256": file_digest(p)} for p in paths]}
+    modules = load_units(units, length)
+    with seeded(common["random_state"]):
+        module = TransferExplaiNN(modules, len(train_data.targets), length, per_unit_fc=per_unit_fc,
+                                  strand_average=train_data.alphabet == "ACGT")
+    record = {"pretrained": [{"path": p, "arch": a, "sha256": file_digest(p)} for p, a in units]}
     hyper = {k: v for k, v in module.options.items() if k != "unit_widths"}
     return fit(module, train_data, valid, test, arch="explainn-transfer", hyperparameters=hyper, record=record,
                **common)

@@ -23,7 +23,7 @@ from torch import nn
 from interpkit.errors import InputError
 from interpkit_explainn.architecture import Unsqueeze
 
-__all__ = ["TransferExplaiNN", "load", "load_units"]
+__all__ = ["TransferExplaiNN", "load", "load_units", "split_unit"]
 
 
 class TransferExplaiNN(nn.Module):
@@ -103,8 +103,26 @@ class TransferExplaiNN(nn.Module):
         return self.final(self.unit_outputs(x))
 
 
-def load_units(paths: Sequence[str | os.PathLike], length: int) -> list[nn.Module]:
+def split_unit(spec: str) -> tuple[str, str | None]:
+    """``"FILE"`` or ``"ARCH:FILE"`` (ARCH a registered architecture) -> (absolute path, arch or None)."""
+    from interpkit.plugins import get_registry
+
+    spec = spec.strip()
+    arch, sep, rest = spec.partition(":")
+    if sep and arch in get_registry().models:
+        return os.path.abspath(rest), arch
+    return os.path.abspath(spec), None
+
+
+def load_units(units: Sequence[tuple[str | os.PathLike, str | None]], length: int) -> list[nn.Module]:
     """Read pretrained unit models (weights only) through ``interpkit.load`` and return their modules.
+
+    Parameters
+    ----------
+    units : sequence of (path, arch or None)
+        Checkpoints and, for weights-only files without a ``model.json``, their architecture.
+    length : int
+        The data's sequence length in bp; each unit must take it.
 
     Raises
     ------
@@ -114,8 +132,8 @@ def load_units(paths: Sequence[str | os.PathLike], length: int) -> list[nn.Modul
     import interpkit
 
     modules = []
-    for path in paths:
-        model = interpkit.load(path, **({"backend": "torch"} if str(path).endswith(".pt") else {}))
+    for path, arch in units:
+        model = interpkit.load(path, arch=arch)
         module = getattr(model, "module", None)
         if not isinstance(module, nn.Module):
             raise InputError(f"pretrained unit {path} is a {getattr(model, 'backend_name', '?')} model; transfer "
@@ -160,13 +178,16 @@ def load(source: Any, *, pretrained: Sequence[str] | None = None, **options: Any
     if not record or record["arch"] != "explainn-transfer":
         raise InputError(f"{source} needs its model.json (written by interpkit train) to rebuild the pretrained "
                          "units; keep it beside the checkpoint.")
+    arches = [u.get("arch") for u in record["pretrained"]]
     paths = list(pretrained) if pretrained is not None else [u["path"] for u in record["pretrained"]]
+    if len(paths) != len(arches):
+        raise InputError(f"{source} has {len(arches)} pretrained units; pretrained= gives {len(paths)} files.")
     missing = [str(p) for p in paths if not Path(p).is_file()]
     if missing:
         raise InputError(f"pretrained unit checkpoint(s) {', '.join(missing)} of {source} are missing; pass "
                          "pretrained=[...] with their new paths.")
     hyper = record["hyperparameters"]
-    module = TransferExplaiNN(load_units(paths, hyper["input_length"]), hyper["num_classes"], hyper["input_length"],
+    module = TransferExplaiNN(load_units(list(zip(paths, arches)), hyper["input_length"]), hyper["num_classes"], hyper["input_length"],
                               per_unit_fc=hyper["per_unit_fc"], hidden=hyper["hidden"],
                               strand_average=hyper["strand_average"])
     state, label = read_state_dict(source, arch="explainn-transfer")

@@ -8,11 +8,11 @@ with heights from its global ISM and the k-mer alignment motif as an information
 from __future__ import annotations
 
 import html
-import io
 from typing import Any
 
 import numpy as np
 
+from interpkit.figures import figure_png, new_figure
 from interpkit.results import Result, png_img
 
 __all__ = ["box_plot_png", "curve_png", "render"]
@@ -24,19 +24,7 @@ _MAX_BOXES = 24
 
 
 def _figure(width: float, height: float = 2.6) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height))
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _png(figure: Any) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    figure.clear()
-    return buffer.getvalue()
+    return new_figure(width, height)
 
 
 def box_plot_png(local: np.ndarray, mean: np.ndarray, labels: list[str], *, title: str = "",
@@ -69,7 +57,7 @@ def box_plot_png(local: np.ndarray, mean: np.ndarray, labels: list[str], *, titl
                   if len(labels) > 4 else "center", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def curve_png(x: np.ndarray, lines: dict[str, tuple[np.ndarray, np.ndarray | None]], *, xlabel: str,
@@ -103,7 +91,7 @@ def curve_png(x: np.ndarray, lines: dict[str, tuple[np.ndarray, np.ndarray | Non
     ax.set_title(title, fontsize=9)
     if len(lines) > 1:
         ax.legend(fontsize=7)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def _kmer_logo(result: Any, m: int, k: int, word: str) -> bytes:

@@ -43,25 +43,18 @@ def neuron_logos_png(result: Any, u: int, *, dpi: int = 70) -> bytes:
     dpi : int
         Default is 70.
     """
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+    from interpkit.figures import figure_png, new_figure
     from interpkit.logos import plot_logo
 
     a = result.arrays
     k = int(a["neurons"][u])
     rows = [(a["undemixed_ppm"][u], f"neuron {k}, undemixed ({a['samples'][u]} samples)")]
     rows += [(a["crm_ppm"][i], _crm_title(result, i)) for i in _best_crms(result, k)]
-    figure = Figure(figsize=(min(max(3.0, 0.25 * result.receptive_field + 1), 30.0), 1.8 * len(rows)))
-    FigureCanvasAgg(figure)
+    figure = new_figure(min(max(3.0, 0.25 * result.receptive_field + 1), 30.0), 1.8 * len(rows))
     for r, (ppm, title) in enumerate(rows):
         plot_logo(ppm, ax=figure.add_subplot(len(rows), 1, r + 1), title=title)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
+    return figure_png(figure, dpi=dpi, tight=False)
 
 
 def render(result: Any, *, max_rows: int = 50) -> str:

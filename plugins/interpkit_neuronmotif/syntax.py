@@ -107,13 +107,9 @@ def syntax_trees(rows: Sequence[Sequence[Instance]], names: Sequence[str]) -> li
 
 def tree_png(syntax: Syntax, *, dpi: int = 70) -> bytes:
     """A drawing of one syntax tree: motifs as boxes at their mean starts, joins labelled with gap ranges."""
-    import io
+    from interpkit.figures import figure_png, new_figure
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6, 1.2 + 0.5 * max(1, len(syntax.word) - 1)))
-    FigureCanvasAgg(figure)
+    figure = new_figure(6, 1.2 + 0.5 * max(1, len(syntax.word) - 1))
     ax = figure.add_subplot()
     leaves = iter(range(len(syntax.word)))
 
@@ -137,6 +133,4 @@ def tree_png(syntax: Syntax, *, dpi: int = 70) -> bytes:
     ax.set_yticks([])
     ax.set_xlabel("mean start in the receptive field (bp)")
     ax.set_title(f"{' - '.join(syntax.word)} ({len(syntax.crms)} CRMs)", fontsize=9)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return buffer.getvalue()
+    return figure_png(figure, dpi=dpi)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -134,6 +135,11 @@ def load(
         check_scalar(batch_size, "batch_size", int, min_val=1)
     model, name = read_model(source)
     graph = model.graph
+    written = {p.key: p.value for p in model.metadata_props}  # by interpkit_torch.export.to_onnx
+    if alphabet is None and "interpkit.alphabet" in written:
+        alphabet = written["interpkit.alphabet"]
+    if output_names is None and labels is None and "interpkit.output_names" in written:
+        output_names = json.loads(written["interpkit.output_names"])
     seq, extras = _sequence_input(graph, sequence_input, layout, name)
     layout, length = _layout(seq, graph, layout, length, name)
     canonical, model_alphabet = resolve_alphabet(alphabet)

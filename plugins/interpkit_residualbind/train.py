@@ -72,8 +72,7 @@ def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: in
     sequences only. Koo et al. (2021) PLoS Comput. Biol. 17:e1008925, Methods; p-koo/residualbind
     ``ResidualBind._fit_regression``.
     """
-    import torch
-    from interpkit_torch.training import Schedule, fit
+    from interpkit_torch.training import Schedule, fit, seeded
 
     from interpkit_residualbind.architecture import build
 
@@ -83,9 +82,9 @@ def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: in
         raise InputError(f"dilations={dilations!r} must be comma-separated integers such as '1,2,4,8'.") from None
     if reverse_complement and train_data.alphabet != "ACGT":
         raise InputError("reverse_complement=True needs DNA (ACGT) data; RNA has no reverse strand to augment with.")
-    torch.manual_seed(random_state)
-    module = build(input_length=int(train_data.X.shape[2]), num_classes=len(train_data.targets), dilations=steps,
-                   filters=filters)
+    with seeded(random_state):
+        module = build(input_length=int(train_data.X.shape[2]), num_classes=len(train_data.targets), dilations=steps,
+                       filters=filters)
     task = train_data.task
     schedule = Schedule(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
                         monitor=monitor or ("pearson" if task == "regression" else "auprc"),

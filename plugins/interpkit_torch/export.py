@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -19,7 +20,8 @@ def to_onnx(model: Any, path: str | os.PathLike, *, opset: int = 17, overwrite: 
     Uses ``torch.onnx.export`` with the TorchScript exporter (the dynamo exporter needs
     onnxscript), a dynamic batch axis and the module in eval mode with its BatchNorm layers kept
     as nodes (``TrainingMode.PRESERVE``), so ``interpkit.load(path)`` lists the same layers. The
-    file is written atomically.
+    file is written atomically, with the output names and the input alphabet in its metadata
+    (``interpkit.output_names``, ``interpkit.alphabet``), which the onnx backend reads back.
 
     Parameters
     ----------
@@ -58,6 +60,7 @@ def to_onnx(model: Any, path: str | os.PathLike, *, opset: int = 17, overwrite: 
                              "exports single-input models only.")
         if spec.length is None:
             raise InputError(f"model {model.name} has no fixed input length; load it with length=... first.")
+        names, alphabet = model.output_names, spec.model_alphabet or spec.alphabet
         module, shape = model.module, {"NCL": (2, 4, spec.length), "NLC": (2, spec.length, 4),
                                        "NC1L": (2, 4, 1, spec.length), "NCL1": (2, 4, spec.length, 1)}[spec.layout]
     elif isinstance(model, nn.Module):
@@ -66,16 +69,31 @@ def to_onnx(model: Any, path: str | os.PathLike, *, opset: int = 17, overwrite: 
             raise InputError("to_onnx needs the module's input length: load it with interpkit.load(..., length=...) "
                              "and pass the result.")
         module, shape = model, (2, 4, int(length))
+        names, alphabet = getattr(model, "output_names", None), "ACGT"
     else:
         raise InputError(f"to_onnx takes a torch-backend model or an nn.Module, not {type(model).__name__}.")
+    import io
+
+    import onnx
+
     training = module.training
+    device = next((t.device for t in [*module.parameters(), *module.buffers()]), torch.device("cpu"))
     module.eval()
+    buffer = io.BytesIO()
     try:
-        with atomic_write(path, mode="wb", overwrite=overwrite) as handle, warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, (torch.zeros(shape),), handle, dynamo=False, opset_version=opset,
-                              input_names=["seq"], output_names=["out"], dynamic_axes={"seq": {0: "N"}, "out": {0: "N"}},
+            torch.onnx.export(module, (torch.zeros(shape, device=device),), buffer, dynamo=False,
+                              opset_version=opset, input_names=["seq"], output_names=["out"],
+                              dynamic_axes={"seq": {0: "N"}, "out": {0: "N"}},
                               training=torch.onnx.TrainingMode.PRESERVE)
     finally:
         module.train(training)
+    proto = onnx.load_from_string(buffer.getvalue())
+    props = {"interpkit.alphabet": alphabet}
+    if names:
+        props["interpkit.output_names"] = json.dumps(list(names))
+    onnx.helper.set_model_props(proto, props)
+    with atomic_write(path, mode="wb", overwrite=overwrite) as handle:
+        handle.write(proto.SerializeToString())
     return path

@@ -9,10 +9,11 @@ its record ``model.json`` beside it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from interpkit.tables import Table
 from interpkit.training import MONITORS, TrainingResult, evaluate, monitored, sidecar_path
 from interpkit_torch.load import _device
 
-__all__ = ["Schedule", "fit", "freeze_rows", "predict_module"]
+__all__ = ["Schedule", "fit", "freeze_rows", "predict_module", "seeded"]
 
 #: Checkpoint record format; bump when model.json changes incompatibly.
 RECORD_FORMAT = 1
@@ -51,10 +52,18 @@ class Schedule:
     monitor : str
         "auprc", "auroc" or "loss" for classification; "pearson" or "loss" for regression.
     lr_decay : float or None
-        Multiply the learning rate by this after ``decay_patience`` epochs without improvement
-        (ResidualBind: 0.3 after 7, floor 1e-6). None: constant rate.
+        Multiply the learning rate by this, in (0, 1), after ``decay_patience`` epochs without
+        improvement (ResidualBind: 0.3 after 7, floor 1e-6). None: constant rate. Default is None.
     decay_patience : int
+        Epochs without improvement before each decay. Default is 7.
     min_lr : float
+        The learning rate never decays below this. Default is 1e-6.
+
+    Raises
+    ------
+    InputError
+        For lr <= 0, batch_size < 2 (BatchNorm needs two sequences per step), max_epochs < 1,
+        patience < 0, lr_decay outside (0, 1) or decay_patience < 1.
     """
 
     lr: float
@@ -66,16 +75,49 @@ class Schedule:
     decay_patience: int = 7
     min_lr: float = 1e-6
 
+    def __post_init__(self) -> None:
+        problems = [text for bad, text in (
+            (not self.lr > 0, f"lr={self.lr} must be > 0"),
+            (self.batch_size < 2, f"batch_size={self.batch_size} must be >= 2 (BatchNorm needs two sequences)"),
+            (self.max_epochs < 1, f"max_epochs={self.max_epochs} must be >= 1"),
+            (self.patience < 0, f"patience={self.patience} must be >= 0 (0: no early stopping)"),
+            (self.lr_decay is not None and not 0 < self.lr_decay < 1,
+             f"lr_decay={self.lr_decay} must be in (0, 1) (or None / 1 for no decay)"),
+            (self.decay_patience < 1, f"decay_patience={self.decay_patience} must be >= 1"),
+        ) if bad]
+        if problems:
+            raise InputError("; ".join(problems) + ".")
+
 
 def freeze_rows(parameter: nn.Parameter, rows: Any) -> Any:
-    """Keep the given rows of a parameter fixed while the rest trains (gradient zeroed by a hook).
+    """Keep the given rows of a parameter fixed while the rest trains (their gradient is zeroed by a hook).
 
     With a zero gradient from the first step, Adam's moments stay zero and the rows are not changed
-    at all (bit-identical), as long as there is no weight decay. Returns the hook handle.
+    at all (bit-identical), as long as there is no weight decay.
+
+    Parameters
+    ----------
+    parameter : nn.Parameter of shape (R, ...)
+        E.g. ExplaiNN's first convolution weight (U, 4, F); rows are units.
+    rows : iterable of int
+        Indices along the first axis.
+
+    Returns
+    -------
+    torch.utils.hooks.RemovableHandle
+        ``.remove()`` lets the rows train again.
     """
-    mask = torch.ones_like(parameter)
-    mask[list(rows)] = 0
-    return parameter.register_hook(lambda grad: grad * mask)
+    index = torch.as_tensor(list(rows), dtype=torch.long)
+    return parameter.register_hook(lambda grad: grad.index_fill(0, index.to(grad.device), 0))
+
+
+@contextlib.contextmanager
+def seeded(random_state: int) -> Iterator[None]:
+    """Seed torch for a block (weights, batch order, dropout) and give the caller's random state back after it."""
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(random_state)
+        yield
 
 
 def predict_module(module: nn.Module, X: np.ndarray, *, batch_size: int, device: torch.device) -> np.ndarray:
@@ -100,12 +142,27 @@ def _validate(module: nn.Module, data: LabelledSequences, loss: nn.Module, batch
     return metrics
 
 
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities as null, so model.json is strict JSON that every tool reads."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _write_checkpoint(module: nn.Module, out: Path, record: Mapping[str, Any]) -> Path:
+    """model.pth, then model.json naming it with its sha256 (so a record never describes another file)."""
+    from interpkit._io import file_digest
+
     path = out / "model.pth"
     with atomic_write(path, mode="wb", overwrite=True) as handle:
         torch.save(module.state_dict(), handle)
+    record = {**record, "checkpoint": {"file": path.name, "sha256": file_digest(path)}}
     with atomic_write(sidecar_path(path), overwrite=True) as handle:
-        json.dump(record, handle, indent=2)
+        json.dump(_json_safe(record), handle, indent=2, allow_nan=False)
     return path
 
 
@@ -148,9 +205,11 @@ def fit(
     reverse_complement : bool
         Train on every sequence and its reverse complement (DNA only). Default is False.
     random_state : int
-        Seeds the batch order and the dropout masks. Default is 0.
+        Seeds the batch order and the dropout masks (the caller's torch random state is restored
+        afterwards). Default is 0.
     verbose : bool
-        Progress bar with the running loss, and one line per epoch. Default is False.
+        Progress bars (epochs, and batches with the running loss) and one line per epoch with the
+        validation metric. Default is False.
     device : str or None
         "cpu", "cuda", "cuda:N"; None: CUDA if available. Default is None.
     after_step : callable or None
@@ -166,10 +225,21 @@ def fit(
     Raises
     ------
     InputError
-        If the splits are empty or differ in targets, ``monitor`` does not suit the task,
-        ``out`` already holds a checkpoint and ``overwrite`` is False, or an epoch's loss is not
-        finite (lower the learning rate).
+        If the splits are too small, ``monitor`` does not suit the task, ``out`` already holds a
+        checkpoint and ``overwrite`` is False, an epoch's loss is not finite (lower the learning
+        rate), or the monitored metric is undefined on every epoch (e.g. a validation split
+        holding one class: use ``monitor="loss"``).
     """
+    with seeded(random_state):
+        return _fit(module, train, valid, test, arch=arch, hyperparameters=hyperparameters, schedule=schedule,
+                    out=out, overwrite=overwrite, reverse_complement=reverse_complement, random_state=random_state,
+                    verbose=verbose, device=device, after_step=after_step, record=record)
+
+
+def _fit(module: nn.Module, train: LabelledSequences, valid: LabelledSequences, test: LabelledSequences | None, *,
+         arch: str, hyperparameters: Mapping[str, Any], schedule: Schedule, out: Path, overwrite: bool,
+         reverse_complement: bool, random_state: int, verbose: bool, device: str | None,
+         after_step: Callable[[nn.Module], None] | None, record: Mapping[str, Any] | None) -> TrainingResult:
     from tqdm.auto import tqdm
 
     task = train.task
@@ -185,7 +255,6 @@ def fit(
     if reverse_complement:
         train = train.with_reverse_complements()
     dev = _device(device)
-    torch.manual_seed(random_state)  # dropout masks
     module.to(dev)
     record = dict(record or {})
     loss_fn = _loss(task)
@@ -196,12 +265,15 @@ def fit(
     lr, best, best_epoch, since_best, since_decay = schedule.lr, -math.inf, 0, 0, 0
     best_state, history = None, []
     epochs = tqdm(range(1, schedule.max_epochs + 1), desc=f"train {arch}", unit="epoch", disable=not verbose)
+    steps = -(-len(X) // schedule.batch_size)
     for epoch in epochs:
         module.train()
         order = torch.randperm(len(X), generator=generator)
         total, seen = 0.0, 0
+        batches = tqdm(total=steps, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not verbose)
         for lo in range(0, len(order), schedule.batch_size):
             idx = order[lo:lo + schedule.batch_size]
+            batches.update()
             if len(idx) < 2:  # BatchNorm cannot train on one sequence
                 continue
             optimizer.zero_grad()
@@ -211,7 +283,8 @@ def fit(
             if after_step is not None:
                 after_step(module)
             total, seen = total + float(batch_loss.detach()) * len(idx), seen + len(idx)
-            epochs.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+            batches.set_postfix(loss=f"{total / seen:.4f}")
+        batches.close()
         train_loss = total / max(seen, 1)
         if not math.isfinite(train_loss):
             raise InputError(f"epoch {epoch}: the training loss is {train_loss}; lower lr (now {lr:g}) or check "
@@ -219,7 +292,10 @@ def fit(
         metrics = _validate(module, valid, loss_fn, schedule.batch_size, dev)
         value = monitored(metrics, schedule.monitor)
         history.append((epoch, train_loss, metrics["loss"], value if schedule.monitor != "loss" else -value, lr))
-        if value > best:
+        if verbose:
+            tqdm.write(f"epoch {epoch}: train loss {train_loss:.4f}, valid loss {metrics['loss']:.4f}, "
+                       f"valid {schedule.monitor} {history[-1][3]:.4f}, lr {lr:g}")
+        if value > best:  # NaN never improves
             best, best_epoch, since_best, since_decay = value, epoch, 0, 0
             best_state = copy.deepcopy(module.state_dict())
             _write_checkpoint(module, out, _record(arch, hyperparameters, train, epoch, metrics, None, schedule,
@@ -233,6 +309,10 @@ def fit(
         epochs.set_postfix(loss=f"{train_loss:.4f}", **{f"valid_{schedule.monitor}": f"{history[-1][3]:.4f}"})
         if schedule.patience and since_best >= schedule.patience:
             break
+    if best_state is None:
+        raise InputError(f"the validation {schedule.monitor} was undefined on every epoch (NaN: e.g. a validation "
+                         "split holding one class, or constant predictions); no checkpoint was kept. Use "
+                         "monitor='loss' or a larger validation split (valid=).")
     module.load_state_dict(best_state)
     module.eval()
     valid_metrics = _validate(module, valid, loss_fn, schedule.batch_size, dev)
@@ -260,6 +340,13 @@ def _record(arch: str, hyperparameters: Mapping[str, Any], train: LabelledSequen
             "interpkit": __version__, **extra}
 
 
+def _history_table(history: list[tuple], monitor: str) -> Table:
+    """One row per epoch: train and validation loss, the monitored metric (unless it is the loss), learning rate."""
+    if monitor == "loss":
+        return Table(("epoch", "train_loss", "valid_loss", "learning_rate"), [(e, t, v, lr) for e, t, v, _, lr in history])
+    return Table(("epoch", "train_loss", "valid_loss", f"valid_{monitor}", "learning_rate"), [tuple(r) for r in history])
+
+
 def _result(history: list[tuple], schedule: Schedule, train: LabelledSequences, valid: Mapping[str, Any],
             test: Mapping[str, Any] | None, best_epoch: int, checkpoint: Path, hyperparameters: Mapping[str, Any],
             reverse_complement: bool, extra: Mapping[str, Any]) -> TrainingResult:
@@ -276,8 +363,7 @@ def _result(history: list[tuple], schedule: Schedule, train: LabelledSequences, 
         method="train",
         arrays={"train_loss": cols[:, 0], "valid_loss": cols[:, 1], "valid_metric": cols[:, 2],
                 "learning_rate": cols[:, 3]},
-        tables={"history": Table(("epoch", "train_loss", "valid_loss", f"valid_{monitor}", "learning_rate"),
-                                 [tuple(r) for r in history]),
+        tables={"history": _history_table(history, monitor),
                 "metrics": Table(("split", "target", "metric", "value"), rows)},
         params={"hyperparameters": dict(hyperparameters), "lr": schedule.lr, "batch_size": schedule.batch_size,
                 "max_epochs": schedule.max_epochs, "patience": schedule.patience, "monitor": monitor,

@@ -9,11 +9,11 @@ their JASPAR annotation.
 from __future__ import annotations
 
 import html
-import io
 from typing import Any
 
 import numpy as np
 
+from interpkit.figures import figure_png, new_figure
 from interpkit.results import Result, png_img
 
 __all__ = ["importance_box_png", "render", "weights_png"]
@@ -24,20 +24,6 @@ _LOGOS_PER_OUTPUT = 3
 _MAX_OUTPUTS = 12
 
 
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height))
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _png(figure: Any, dpi: int = 80) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    figure.clear()
-    return buffer.getvalue()
 
 
 def weights_png(weights: np.ndarray, output_names: list[str] | tuple[str, ...]) -> bytes:
@@ -58,7 +44,7 @@ def weights_png(weights: np.ndarray, output_names: list[str] | tuple[str, ...]) 
     from matplotlib import colormaps
 
     T, U = weights.shape
-    figure = _figure(min(max(4.0, 0.12 * U + 2.0), 18.0), min(max(1.6, 0.35 * T + 1.2), 12.0))
+    figure = new_figure(min(max(4.0, 0.12 * U + 2.0), 18.0), min(max(1.6, 0.35 * T + 1.2), 12.0))
     ax = figure.add_subplot()
     limit = float(np.nanmax(np.abs(weights))) if np.isfinite(weights).any() else 1.0
     cmap = colormaps["RdBu_r"].with_extremes(bad="0.8")
@@ -70,7 +56,7 @@ def weights_png(weights: np.ndarray, output_names: list[str] | tuple[str, ...]) 
     ax.set_xlabel("unit")
     ax.set_title("final-layer weights", fontsize=9)
     figure.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def importance_box_png(distributions: list[np.ndarray], labels: list[str], *, title: str = "") -> bytes:
@@ -90,14 +76,14 @@ def importance_box_png(distributions: list[np.ndarray], labels: list[str], *, ti
     bytes
         A PNG image.
     """
-    figure = _figure(max(3.0, 0.6 * len(labels) + 1.5), 3.0)
+    figure = new_figure(max(3.0, 0.6 * len(labels) + 1.5), 3.0)
     ax = figure.add_subplot()
     ax.boxplot([d[np.isfinite(d)] for d in distributions], notch=len(labels) > 0, showfliers=False)
     ax.axhline(0, color="0.6", linewidth=0.8)
     ax.set_xticks(np.arange(1, len(labels) + 1), labels, rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("unit importance (output units)")
     ax.set_title(title, fontsize=9)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def _annotation(result: Any, unit: int) -> str:

@@ -129,7 +129,8 @@ def unit_importance(
     both_strands : bool
         Use each sequence and its reverse complement (2N rows, forward first), as the reference's
         ``interpret.py`` does for models trained with ``--rev-complement``: thresholds, sites, PPMs, S_u
-        and importance distributions then cover both strands. Default is True.
+        and importance distributions then cover both strands. RNA models (input alphabet ACGU) have
+        one strand: this is then False. Default is True.
     motif_db : "jaspar", path, "none" or None
         Target motifs for Tomtom: "jaspar" (pyjaspar's ``jaspar_release``, CORE vertebrates, offline), a
         MEME file, or "none"/None for no annotation. Default is "jaspar".
@@ -209,6 +210,7 @@ def unit_importance(
     if len(X) == 0:
         raise InputError("X holds no sequences; give at least one (N >= 1).")
     check_scalar(both_strands, "both_strands", bool)
+    both_strands = both_strands and model.input_spec.alphabet == "ACGT"  # RNA has no reverse strand
     check_scalar(q_threshold, "q_threshold", (int, float), min_val=0, max_val=1)
     check_scalar(top, "top", int, min_val=1)
     check_scalar(random_state, "random_state", int, min_val=0)
