@@ -21,6 +21,7 @@ from interpkit.errors import (
     MissingFileError,
     PluginError,
 )
+from interpkit.explain import ExplainRun, explain
 from interpkit.meme import read_meme, write_meme
 from interpkit.motifs import Motif
 from interpkit.params import BATCH_SIZE, RANDOM_STATE, TARGET, TARGETS, VERBOSE, Param, resolve_targets
@@ -45,7 +46,7 @@ from interpkit.training import TrainingResult, train
 __all__ = [  # noqa: RUF022 - grouped by role, not sorted
     "__version__",
     # verbs
-    "load", "run", "train", "describe_model",
+    "load", "run", "train", "explain", "describe_model",
     # interfaces
     "Predictor", "LayerProbe", "InputSpec", "LayerInfo", "Geometry", "Capability", "LAYOUTS", "TorchFunction",
     "capabilities_of", "receptive_fields", "layer_table",
@@ -55,7 +56,7 @@ __all__ = [  # noqa: RUF022 - grouped by role, not sorted
     # training data
     "LabelledSequences", "read_labelled",
     # results
-    "Result", "AttributionResult", "TrainingResult", "Table",
+    "Result", "AttributionResult", "TrainingResult", "ExplainRun", "Table",
     # plugins
     "hookimpl", "get_plugin_manager", "get_registry", "MethodSpec", "BackendSpec", "ModelSpec",
     "Param", "BATCH_SIZE", "TARGET", "TARGETS", "RANDOM_STATE", "VERBOSE", "resolve_targets",

@@ -43,6 +43,7 @@ def atomic_write(path: str | os.PathLike, *, mode: str = "w", overwrite: bool = 
         raise InputError(f"{path} already exists; choose another name or pass overwrite=True (--force).")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
@@ -52,6 +53,13 @@ def atomic_write(path: str | os.PathLike, *, mode: str = "w", overwrite: bool = 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def check_out_dir(out_dir: str | os.PathLike, *, force: bool = False, resumable: str | None = None) -> Path:

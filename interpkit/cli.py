@@ -206,6 +206,82 @@ def run_group() -> None:
     """Run one method: interpkit run METHOD MODEL --sequences FILE --out DIR [options]."""
 
 
+def _method_options(pairs: Sequence[str], neuronmotif: str | None) -> dict[str, dict[str, Any]]:
+    """``METHOD.NAME=VALUE`` pairs (and ``--neuronmotif LAYER[:CHANNELS]``) -> {method: {name: value}}, typed."""
+    from interpkit.errors import InputError
+    from interpkit.plugins import get_registry
+
+    methods = get_registry().methods
+    out: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        method, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise InputError(f"--option {pair!r} must be METHOD.NAME=VALUE, e.g. gia.n_backgrounds=500.")
+        spec = methods.get(method)
+        if spec is None:
+            raise InputError(f"--option {pair!r}: no method {method!r}; methods: {', '.join(sorted(methods))}.")
+        param = next((p for p in spec.params if p.name == name.replace("-", "_")), None)
+        if param is None:
+            raise InputError(f"--option {pair!r}: method {method!r} has no option {name!r}; its options: "
+                             f"{', '.join(p.name for p in spec.params)}.")
+        out.setdefault(method, {})[param.name] = _typed(param, text, pair)
+    if neuronmotif:
+        layer, _, channels = neuronmotif.partition(":")
+        out.setdefault("neuronmotif", {}).update({"layer": layer, **({"neurons": channels} if channels else {})})
+    return out
+
+
+def _typed(param: Any, text: str, pair: str) -> Any:
+    from interpkit.errors import InputError
+
+    if param.type is bool:
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise InputError(f"--option {pair!r}: {param.name} is true or false.")
+        return text.lower() in ("true", "1", "yes")
+    try:
+        return param.type(text)
+    except ValueError:
+        kind = {int: "an integer", float: "a number"}.get(param.type, "text")
+        raise InputError(f"--option {pair!r}: {param.name} must be {kind}.") from None
+
+
+@cli.command("explain", context_settings=_CONTEXT)
+@click.argument("model", required=False)
+@click.option("--sequences", "-s", help="FASTA or .npy of sequences (default with no MODEL: the embedded 500 "
+                                        "CTCF peaks).")
+@click.option("--out", "-o", required=True, help="Output directory (created; must be empty unless --force).")
+@click.option("--force", is_flag=True, help="Write into a non-empty output directory.")
+@click.option("--only", help="Run only these methods (comma-separated).")
+@click.option("--skip", help="Methods not to run (comma-separated).")
+@click.option("--neuronmotif", metavar="LAYER[:CHANNELS]", help="Also run NeuronMotif on this layer (slow), "
+                                                                "e.g. conv2:0,3 or 4:0:8.")
+@click.option("--option", "method_options", multiple=True, metavar="METHOD.NAME=VALUE",
+              help="An option of one method, e.g. gia.n_backgrounds=500; repeatable. Asking runs a method that "
+                   "is off by default.")
+@_model_options
+def explain_command(model: str | None, sequences: str | None, out: str, force: bool, only: str | None,
+                    skip: str | None, neuronmotif: str | None, method_options: Sequence[str],
+                    **load_options: Any) -> None:
+    """Run every method that applies to MODEL and write OUT/report.html, motifs.meme and results.json.
+
+    With no MODEL: the embedded default, an ExplaiNN trained by interpkit on 500 GM12878 CTCF peaks.
+    """
+    from interpkit.explain import explain
+
+    def names(text: str | None) -> list[str]:
+        return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+    options = {k: v for k, v in load_options.items() if v not in (None, False, ())}
+    if "extra_inputs" in options:
+        options["extra_inputs"] = _extra_inputs(options["extra_inputs"])
+    run = explain(model, sequences, out=out, force=force, only=names(only) or None, skip=names(skip),
+                  options=_method_options(method_options, neuronmotif), **options)
+    for name, reason in run.skipped.items():
+        click.echo(f"skipped {name}: {reason}", err=True)
+    click.echo(str(run.report))
+
+
 class _TrainGroup(click.Group):
     """``interpkit train``: one subcommand per architecture a plugin can train."""
 

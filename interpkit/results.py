@@ -34,6 +34,15 @@ def png_img(png: bytes, alt: str) -> str:
     return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
 
 
+def _cell(value: Any) -> str:
+    """A table cell as shown in reports: floats to 4 significant digits (the TSV files keep every digit)."""
+    if value is None:
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.4g}"
+    return str(value)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -171,7 +180,7 @@ class Result:
         for name, table in self.tables.items():
             head = "".join(f"<th>{esc(c)}</th>" for c in table.columns)
             body = "".join(
-                "<tr>" + "".join(f"<td>{esc('' if v is None else str(v))}</td>" for v in row) + "</tr>"
+                "<tr>" + "".join(f"<td>{esc(_cell(v))}</td>" for v in row) + "</tr>"
                 for row in table.rows[:max_rows]
             )
             more = f"<p>{len(table) - max_rows} more rows in the TSV file.</p>" if len(table) > max_rows else ""

@@ -98,6 +98,15 @@ class MethodSpec:
         from; ``interpkit run`` sets it to ``OUT/checkpoints`` unless given, and accepts an output
         directory that holds only that folder, so rerunning an interrupted command resumes it.
         Default is None.
+    explain : callable, str or None
+        How ``interpkit explain`` runs the method: ``explain(model, context) -> dict | str``, the
+        options to run with or a one-line reason to skip it (shown in the report); ``context`` is an
+        :class:`~interpkit.explain.ExplainContext` with the results of earlier methods. Options the
+        user gives for the method run it even when the hook says skip. Default is None: run with the
+        method's defaults whenever the model has the capabilities in ``requires``.
+    explain_order : int
+        Place in the ``explain`` run, lower first (predict 0, attributions 10, filter motifs 20, unit
+        importance 30, GIA 40, NeuronMotif 50). Default is 100.
     """
 
     name: str
@@ -108,6 +117,8 @@ class MethodSpec:
     source: str = ""
     needs_sequences: bool = True
     checkpoint_param: str | None = None
+    explain: Callable | str | None = None
+    explain_order: int = 100
 
     def __post_init__(self) -> None:
         _check_name("method", self.name)

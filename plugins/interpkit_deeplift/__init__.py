@@ -31,5 +31,6 @@ def register_methods() -> list[MethodSpec]:
             source="Shrikumar, Greenside & Kundaje (2017) ICML, rescale rule (sec. 3.5.1), summation-to-delta "
                    "(eq. 1); references averaged as DeepSHAP (Lundberg & Lee 2017); hypothetical contributions "
                    "as TF-MoDISco (Shrikumar et al. 2018).",
+            explain_order=10,  # runs whenever the model has a PyTorch form (TORCH_FUNCTION)
         )
     ]

@@ -90,5 +90,6 @@ _SOURCE = ("Koo, Majdandzic, Ploenzke, Anand & Paul (2021) PLoS Comput. Biol. 17
 def register_methods() -> list[MethodSpec]:
     """The gia method (needs only predictions, so every backend serves it)."""
     gia = MethodSpec("gia", "interpkit_gia.gia:gia", _SUMMARY, requires=frozenset({Capability.PREDICT}),
-                     params=_PARAMS, source=_SOURCE)
+                     params=_PARAMS, source=_SOURCE, explain="interpkit_gia.explain:explain_options",
+                     explain_order=40)
     return [gia]

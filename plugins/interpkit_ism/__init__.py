@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from interpkit import TARGETS, VERBOSE, Capability, MethodSpec, Param, hookimpl
 
-__all__ = ["register_methods"]
+__all__ = ["explain_options", "register_methods"]
+
+
+def explain_options(model: object, context: object) -> dict | str:
+    """In ``interpkit explain``, ISM gives the attributions of models DeepLIFT cannot run on."""
+    if "deeplift" in context.results:
+        return "DeepLIFT gave the attributions (ISM is the fallback for models without a PyTorch form)"
+    return {}
 
 
 @hookimpl
@@ -27,5 +34,7 @@ def register_methods() -> list[MethodSpec]:
             ),
             source="Alipanahi et al. (2015) Nat. Biotechnol. 33:831; Zhou & Troyanskaya (2015) Nat. Methods "
                    "12:931; mean-centred projection as tangermeme's saturation_mutagenesis.",
+            explain=explain_options,
+            explain_order=11,
         )
     ]

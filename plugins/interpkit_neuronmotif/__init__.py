@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from interpkit import RANDOM_STATE, VERBOSE, Capability, MethodSpec, Param, hookimpl
 
-__all__ = ["SAMPLINGS", "register_methods"]
+__all__ = ["SAMPLINGS", "explain_options", "register_methods"]
+
+
+def explain_options(model: object, context: object) -> str:
+    """Off in ``interpkit explain`` unless asked for: NeuronMotif takes minutes per neuron."""
+    return "slow, so off by default; ask with --neuronmotif LAYER[:CHANNELS]"
 
 #: How windows are sampled: "auto" (enumerate under 11 bp, else the GA), or one of the three forced.
 SAMPLINGS = ("auto", "enumerate", "ga", "ga-gradient-free")
@@ -48,5 +53,6 @@ def register_methods() -> list[MethodSpec]:
     """The neuronmotif method (needs layers and single neurons; gradients make sampling faster)."""
     spec = MethodSpec("neuronmotif", "interpkit_neuronmotif.neuronmotif:neuronmotif", _SUMMARY,
                       requires=frozenset({Capability.LAYERS, Capability.NEURON}), params=_PARAMS, source=_SOURCE,
-                      needs_sequences=False, checkpoint_param="checkpoint_dir")
+                      needs_sequences=False, checkpoint_param="checkpoint_dir",
+                      explain=explain_options, explain_order=50)
     return [spec]

@@ -18,5 +18,6 @@ def register_methods() -> list[MethodSpec]:
             requires=frozenset({Capability.PREDICT}),
             params=(BATCH_SIZE, VERBOSE),
             source="Forward pass of the model; no interpretation.",
+            explain_order=0,
         )
     ]

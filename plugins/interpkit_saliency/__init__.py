@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from interpkit import BATCH_SIZE, TARGETS, VERBOSE, Capability, MethodSpec, Param, hookimpl
 
-__all__ = ["register_methods"]
+__all__ = ["explain_options", "register_methods"]
+
+
+def explain_options(model: object, context: object) -> str:
+    """Off in ``interpkit explain``: DeepLIFT or ISM give the attributions there."""
+    return "off by default (DeepLIFT or ISM give the attributions); ask for it with --option saliency.correction=true"
 
 
 @hookimpl
@@ -25,5 +30,7 @@ def register_methods() -> list[MethodSpec]:
             ),
             source="Simonyan et al. (2014) ICLR workshop; Shrikumar et al. (2016) arXiv:1605.01713 "
                    "(gradient x input); Majdandzic et al. (2023) Genome Biol. 24:109 (correction).",
+            explain=explain_options,
+            explain_order=12,
         )
     ]

@@ -15,7 +15,7 @@ import os
 
 from interpkit import BATCH_SIZE, RANDOM_STATE, VERBOSE, Capability, MethodSpec, Param, hookimpl
 
-__all__ = ["register_methods"]
+__all__ = ["explain_options", "register_methods"]
 
 _PARAMS = (
     Param("activation_layer", str, None, "Layer of the unit activation maps (N, U, L'), name or layer-table index "
@@ -46,4 +46,17 @@ _SOURCE = ("Novakovsky, Fornes, Saraswat, Mostafavi & Wasserman (2023) Genome Bi
 def register_methods() -> list[MethodSpec]:
     """The unit_importance method (needs predictions and layer activations)."""
     return [MethodSpec("unit_importance", "interpkit_unit_importance.unit_importance:unit_importance", _SUMMARY,
-                       requires=frozenset({Capability.PREDICT, Capability.LAYERS}), params=_PARAMS, source=_SOURCE)]
+                       requires=frozenset({Capability.PREDICT, Capability.LAYERS}), params=_PARAMS, source=_SOURCE,
+                       explain=explain_options, explain_order=30)]
+
+
+def explain_options(model: object, context: object) -> dict | str:
+    """In ``interpkit explain``: run on ExplaiNN-like models (unit activation and unit-output layers found)."""
+    from interpkit.errors import InterpkitError
+    from interpkit_unit_importance.units import find_unit_layers
+
+    try:
+        find_unit_layers(model.layers())
+    except InterpkitError as exc:
+        return f"not an ExplaiNN-like model ({str(exc).split(';')[0]})"
+    return {}

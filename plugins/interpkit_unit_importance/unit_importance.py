@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from interpkit.errors import CapabilityError, InputError, InputTypeError, MissingFileError
+from interpkit.activation_motifs import best_matches, counts_to_ppms, motif_database, strand_rows
+from interpkit.errors import CapabilityError, InputError
 from interpkit.motifs import Motif
 from interpkit.predictor import Capability, Predictor, capabilities_of
-from interpkit.sequences import reverse_complement
 from interpkit.tables import Table
 from interpkit.validation import check_one_hot, check_scalar
 from interpkit_unit_importance.result import UnitImportanceResult
@@ -31,24 +29,6 @@ __all__ = ["TOMTOM_THRESH", "unit_importance"]
 TOMTOM_THRESH = 0.5
 
 
-def _database(motif_db: Any, release: str) -> tuple[list[Motif] | None, str]:
-    """The annotation motifs named by ``motif_db`` and a description of them."""
-    if motif_db is None or motif_db == "none":
-        return None, "none"
-    if not isinstance(motif_db, (str, os.PathLike)):
-        raise InputTypeError(f"motif_db must be 'jaspar', 'none' or a MEME file path, got {type(motif_db).__name__}.")
-    if motif_db == "jaspar":
-        from interpkit.jaspar import fetch_jaspar
-
-        return fetch_jaspar(release=release), f"{release} CORE vertebrates (pyjaspar)"
-    if not Path(motif_db).is_file():
-        raise MissingFileError(f"motif_db {motif_db} is not a file; give a MEME file of target motifs, 'jaspar' "
-                               "(with jaspar_release= / --jaspar-release) or 'none'.")
-    from interpkit.meme import read_meme
-
-    return list(read_meme(motif_db).motifs), str(motif_db)
-
-
 def _fit(model: Predictor, Z: np.ndarray, P: np.ndarray, *, layer: str, units: int, length: int,
          batch_size: int | None, random_state: int) -> tuple[OutputFit, int]:
     """Fit the output layer on the rows; when they leave weights unidentified (dead units, fewer rows than
@@ -61,18 +41,6 @@ def _fit(model: Predictor, Z: np.ndarray, P: np.ndarray, *, layer: str, units: i
     R = np.eye(4, dtype=np.float32)[rng.integers(0, 4, size=(extra, length))].transpose(0, 2, 1).copy()
     Ze, Pe = outputs_and_predictions(model, R, layer, units, batch_size=batch_size)
     return fit_output_layer(np.concatenate([Z, Ze]), np.concatenate([P, Pe]), unit_layer=layer), extra
-
-
-def _best_matches(tomtom: Table, q_threshold: float) -> dict[str, tuple[str, str, float]]:
-    """Per query, its match with the smallest q-value (then p-value) if q < ``q_threshold``."""
-    best: dict[str, tuple[str, str, float, float]] = {}
-    at = {c: tomtom.columns.index(c) for c in ("Query_ID", "Target_ID", "Target_name", "q-value", "p-value")}
-    for row in tomtom.rows:
-        q, p = float(row[at["q-value"]]), float(row[at["p-value"]])
-        query = row[at["Query_ID"]]
-        if q < q_threshold and (query not in best or (q, p) < best[query][2:]):
-            best[query] = (row[at["Target_ID"]], row[at["Target_name"]], q, p)
-    return {k: v[:3] for k, v in best.items()}
 
 
 def unit_importance(
@@ -220,10 +188,10 @@ def unit_importance(
     names = tuple(names) if names is not None else tuple(f"seq{i}" for i in range(len(X)))
     if len(names) != len(X):
         raise InputError(f"names has {len(names)} entries for {len(X)} sequences; give one name per sequence.")
-    database, database_name = _database(motif_db, jaspar_release)  # before the work: a bad path costs nothing
+    database, database_name = motif_database(motif_db, jaspar_release)  # before the work: a bad path costs nothing
     layers = find_unit_layers(model.layers(), activation_layer=activation_layer, unit_layer=unit_layer)
     n = len(X)
-    rows = np.concatenate([X, reverse_complement(X)]) if both_strands else X
+    rows = strand_rows(X, both_strands=both_strands)
     sc = scan(model, rows, layers, batch_size=batch_size, verbose=verbose)
     units = sc.unit_outputs.shape[1]
     fit, added = _fit(model, sc.unit_outputs, sc.predictions, layer=layers.unit, units=units, length=X.shape[2],
@@ -232,8 +200,7 @@ def unit_importance(
 
     counts = unit_counts(rows, sc.site_row, sc.site_unit, sc.site_position, layers.geometry, units)
     n_sites = np.bincount(sc.site_unit, minlength=units).astype(np.int64)
-    totals = counts.sum(axis=1, keepdims=True)
-    ppms = np.where(totals > 0, counts / np.where(totals > 0, totals, 1.0), 0.25)
+    ppms = counts_to_ppms(counts)
 
     active = sc.row_max > sc.thresholds[None, :]
     imp_unit, imp_row = np.nonzero(active.T)  # by unit, then row
@@ -255,7 +222,7 @@ def unit_importance(
         from interpkit.tomtom import COLUMNS
 
         hits = Table(COLUMNS)
-    best = _best_matches(hits, q_threshold)
+    best = best_matches(hits, q_threshold)
     motifs = tuple(Motif(ids[u], ppms[u], name=best.get(ids[u], ("", ""))[1], nsites=int(n_sites[u]))
                    for u in range(units))
 

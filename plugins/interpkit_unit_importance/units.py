@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from interpkit.activation_motifs import find_activation_layer, find_sites, lookup_layer, window_counts
 from interpkit.errors import InputError
 from interpkit.predictor import Predictor
-from interpkit.probe import Geometry, LayerInfo, receptive_fields, resolve_layer
-from interpkit.progress import batch_slices
+from interpkit.probe import Geometry, LayerInfo
 
 __all__ = ["FIT_TOLERANCE", "OutputFit", "Scan", "UnitLayers", "find_unit_layers", "fit_output_layer",
            "outputs_and_predictions", "scan", "unit_counts"]
@@ -32,10 +32,6 @@ __all__ = ["FIT_TOLERANCE", "OutputFit", "Scan", "UnitLayers", "find_unit_layers
 FIT_TOLERANCE = 1e-4
 #: Relative singular value below which a direction of the fit's design matrix counts as unidentified.
 _RANK_TOLERANCE = 1e-6
-#: Layers that keep positions and may sit between the first convolution and its pooling.
-_CHAIN = ("norm", "activation", "dropout", "identity")
-#: Bytes of activation maps held at once during the scan.
-_SCAN_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -60,32 +56,6 @@ class UnitLayers:
     geometry: Geometry
 
 
-def _lookup(layers: Sequence[LayerInfo], value: str | int, option: str) -> tuple[int, LayerInfo]:
-    names = [info.name for info in layers]
-    if isinstance(value, str) and value not in names and value.strip().isdigit():
-        value = int(value)  # the command line gives layer-table indices as text
-    try:
-        return resolve_layer(layers, value)
-    except InputError as exc:
-        raise InputError(f"{option} == {value!r}: {exc}") from None
-
-
-def _default_activation(layers: Sequence[LayerInfo]) -> int:
-    """The end of the first convolution's conv/norm/activation chain: the last norm or activation layer (or the
-    convolution itself) before the first layer that is not position-wise (pooling, flatten, ...)."""
-    first = next((i for i, info in enumerate(layers) if info.kind == "conv"), None)
-    if first is None:
-        raise InputError("the model's layer table has no convolution, so the unit activation layer cannot be "
-                         "found; pass activation_layer= (--activation-layer) naming the layer whose output is "
-                         "the units' activation maps (N, U, L'). `interpkit info MODEL` lists the layers.")
-    chosen = i = first
-    while i + 1 < len(layers) and layers[i + 1].kind in _CHAIN and layers[i + 1].inputs in ((), (layers[i].name,)):
-        i += 1
-        if layers[i].kind in ("norm", "activation"):
-            chosen = i
-    return chosen
-
-
 def _default_unit(layers: Sequence[LayerInfo]) -> int:
     """The layer feeding the last dense layer."""
     dense = [i for i, info in enumerate(layers) if info.kind == "dense"]
@@ -99,7 +69,7 @@ def _default_unit(layers: Sequence[LayerInfo]) -> int:
     if len(last.inputs) != 1:
         raise InputError(f"the last dense layer {last.name!r} has {len(last.inputs)} inputs; pass unit_layer= "
                          "(--unit-layer) naming the layer whose output (N, U) feeds the linear output layer.")
-    return _lookup(layers, last.inputs[0], "unit_layer")[0]
+    return lookup_layer(layers, last.inputs[0], "unit_layer")[0]
 
 
 def find_unit_layers(layers: Sequence[LayerInfo], *, activation_layer: str | int | None = None,
@@ -130,25 +100,18 @@ def find_unit_layers(layers: Sequence[LayerInfo], *, activation_layer: str | int
         layer has no positions (it sees the whole input), or the table gives the two layers different
         channel counts (the message names the option to pass).
     """
-    i = (_lookup(layers, activation_layer, "activation_layer")[0] if activation_layer is not None
-         else _default_activation(layers))
-    j = _lookup(layers, unit_layer, "unit_layer")[0] if unit_layer is not None else _default_unit(layers)
-    act, unit = layers[i], layers[j]
-    geometry = receptive_fields(layers)[i]
-    if geometry.is_global:
-        raise InputError(f"activation_layer {act.name!r} ({act.kind}) sees the whole input: its outputs have no "
-                         "positions, so they have no sites; pass activation_layer= (--activation-layer) naming a "
-                         "layer before the first pooling or flatten (ExplaiNN: the activation after the first "
-                         "convolution).")
+    act = find_activation_layer(layers, activation_layer, option="activation_layer")
+    j = lookup_layer(layers, unit_layer, "unit_layer")[0] if unit_layer is not None else _default_unit(layers)
+    unit = layers[j]
     if act.channels is not None and unit.channels is not None and act.channels != unit.channels:
         raise InputError(f"unit_layer {unit.name!r} has {unit.channels} channels but activation_layer {act.name!r} "
                          f"has {act.channels} units; the unit outputs must hold one value per unit. Pass "
                          f"unit_layer= (--unit-layer) naming the (N, {act.channels}) layer that feeds the output "
                          "layer, or activation_layer= (--activation-layer) for the unit activation maps.")
-    if i == j:
+    if act.index == j:
         raise InputError(f"activation_layer and unit_layer are the same layer {act.name!r}; the unit outputs "
                          "come after the activation maps (pass unit_layer= / --unit-layer).")
-    return UnitLayers(act.name, unit.name, act.channels, geometry)
+    return UnitLayers(act.name, unit.name, act.channels, act.geometry)
 
 
 @dataclass(frozen=True)
@@ -234,47 +197,27 @@ def scan(model: Predictor, rows: np.ndarray, layers: UnitLayers, *, batch_size: 
         If the activation layer's output is not (N, C, L') with C the table's channel count, or the unit
         layer's is not one value per unit.
     """
-    probe = np.asarray(model.activations(rows[:1], layers.activation, batch_size=batch_size))
-    if probe.ndim != 3 or layers.units is not None and probe.shape[1] != layers.units:
-        raise InputError(f"activation_layer {layers.activation!r} gives activations of shape {probe.shape[1:]} per "
-                         f"sequence, not (U, L') with U = {layers.units}; pass activation_layer= "
-                         "(--activation-layer) naming the unit activation maps.")
-    units, positions = int(probe.shape[1]), int(probe.shape[2])
-    chunk = int(min(1024, max(1, _SCAN_BYTES // (4 * units * positions))))
-    n = len(rows)
-    running = np.full(units, -np.inf, dtype=np.float32)
-    row_max = np.empty((n, units), dtype=np.float32)
-    Z = np.empty((n, units), dtype=np.float32)
+    outputs: list[np.ndarray] = []
     predictions: list[np.ndarray] = []
-    kept: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-    for sl in batch_slices(n, chunk, verbose=verbose, desc="unit_importance", unit="seq"):
-        A = np.asarray(model.activations(rows[sl], layers.activation, batch_size=batch_size), dtype=np.float32)
-        if A.shape[1:] != (units, positions):
-            raise InputError(f"activation_layer {layers.activation!r} gave shape {A.shape[1:]} on some sequences and "
-                             f"{(units, positions)} on others; give sequences of one length.")
-        row_max[sl] = A.max(axis=2)
-        running = np.maximum(running, row_max[sl].max(axis=0))
-        r, u, p = np.nonzero(A > 0.5 * running[None, :, None])
-        kept.append((r + sl.start, u, p, A[r, u, p]))
-        if len(kept) > 1:  # prune the earlier candidates under the risen threshold
-            keep = [np.concatenate(parts) for parts in zip(*kept)]
-            mask = keep[3] > 0.5 * running[keep[1]]
-            kept = [tuple(part[mask] for part in keep)]
-        Z[sl], P = outputs_and_predictions(model, rows[sl], layers.unit, units, batch_size=batch_size)
+
+    def read_units(sl: slice, A: np.ndarray) -> None:  # the unit outputs of the same rows, in the same pass
+        Z, P = outputs_and_predictions(model, rows[sl], layers.unit, A.shape[1], batch_size=batch_size)
+        outputs.append(Z)
         predictions.append(P)
-    thresholds = (0.5 * running).astype(np.float32)
-    r, u, p, _ = (np.concatenate(parts) for parts in zip(*kept))
-    order = np.lexsort((p, r, u))
-    return Scan(thresholds, row_max, r[order].astype(np.int64), u[order].astype(np.int64),
-                p[order].astype(np.int64), Z, np.concatenate(predictions), positions)
+
+    sites = find_sites(model, rows, layers.activation, channels=layers.units, fraction=0.5, batch_size=batch_size,
+                       verbose=verbose, desc="unit_importance", option="activation_layer", on_chunk=read_units)
+    return Scan(sites.thresholds, sites.row_max, sites.site_row, sites.site_channel, sites.site_position,
+                np.concatenate(outputs), np.concatenate(predictions), sites.positions)
 
 
 def unit_counts(rows: np.ndarray, site_row: np.ndarray, site_unit: np.ndarray, site_position: np.ndarray,
                 geometry: Geometry, units: int) -> np.ndarray:
     """Per unit, the sum of the one-hot windows at its sites (a PFM of counts).
 
-    Activation-map position j of a layer with receptive field R, jump J and start s sees input columns
-    s + j J .. s + j J + R - 1; columns outside the sequence (padding) count as N (all zero).
+    :func:`interpkit.activation_motifs.window_counts` under the unit names: activation-map position j of a
+    layer with receptive field R, jump J and start s sees input columns s + j J .. s + j J + R - 1;
+    columns outside the sequence (padding) count as N (all zero).
 
     Parameters
     ----------
@@ -291,23 +234,7 @@ def unit_counts(rows: np.ndarray, site_row: np.ndarray, site_unit: np.ndarray, s
         Base counts per unit and window column; ``counts[u].sum(axis=0)`` is at most the unit's number of
         sites (less where windows hold N or padding).
     """
-    width = int(geometry.receptive_field)
-    counts = np.zeros((units, 4, width), dtype=np.float64)
-    if not len(site_row):
-        return counts
-    begin = geometry.start + site_position * geometry.jump
-    left = int(max(0, -begin.min()))
-    right = int(max(0, (begin + width).max() - rows.shape[2]))
-    padded = np.pad(rows, ((0, 0), (0, 0), (left, right))) if left or right else rows
-    columns = np.arange(width)
-    bounds = np.searchsorted(site_unit, np.arange(units + 1))
-    for u in np.flatnonzero(np.diff(bounds)):
-        for start in range(bounds[u], bounds[u + 1], 65536):
-            stop = min(start + 65536, bounds[u + 1])
-            cols = (begin[start:stop] + left)[:, None] + columns
-            windows = padded[site_row[start:stop, None], :, cols]  # (m, R, 4)
-            counts[u] += windows.sum(axis=0, dtype=np.float64).T
-    return counts
+    return window_counts(rows, site_row, site_unit, site_position, geometry, units)
 
 
 @dataclass(frozen=True)
