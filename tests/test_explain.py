@@ -136,3 +136,25 @@ def test_cli_explain_and_its_errors(tmp_path, capsys):
     assert "has no option 'backgrounds'" in capsys.readouterr().err
     with pytest.raises(InputError, match="no method named 'nope'"):
         explain(out=tmp_path / "w", options={"nope": {}})
+
+
+def test_default_report_renders_in_headless_chromium(default_run, tmp_path):
+    """Acceptance: the real report opens in Chromium with every section and no broken image; screenshot kept."""
+    import os
+    import shutil
+
+    from test_report import CHROMIUM, _body, _chromium
+
+    if CHROMIUM is None:
+        pytest.skip("no chromium binary (apt-get install chromium)")
+    body = _body(_chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom", default_run.report.as_uri()))
+    assert body.get("data-broken-images") == "0"
+    assert body.get("data-sections") == str(len(default_run.results))
+    shot = tmp_path / "explain_default.png"
+    _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,4000", default_run.report.as_uri())
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    artifacts = os.environ.get("INTERPKIT_ARTIFACTS")
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(artifacts) / "explain_default_report.png")
+        shutil.copy(default_run.report, Path(artifacts) / "explain_default_report.html")
