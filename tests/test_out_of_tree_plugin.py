@@ -105,3 +105,15 @@ def test_runs_from_cli_with_generated_options(installed, tmp_path):
 @pytest.mark.parametrize("check", METHOD_CHECKS, ids=check_id)
 def test_example_method_conformance(installed, check):
     check("strand-gap", _model(), one_hot_encode(SEQS * 2))
+
+
+def test_third_party_method_joins_explain_and_its_report(installed, tmp_path):
+    """A method without an explain hook joins `interpkit explain` on its defaults, with its own report section."""
+    run = interpkit.explain(_model(), one_hot_encode(SEQS), out=tmp_path / "explain",
+                            skip=["ism", "gia", "filter_motifs", "unit_importance"])
+    assert "strand-gap" in run.results and "predict" in run.results
+    html = run.report.read_text()
+    assert "id='strand-gap'" in html or 'id="strand-gap"' in html
+    manifest = json.loads((tmp_path / "explain" / "results.json").read_text())
+    assert manifest["methods"]["strand-gap"]["status"] == "ran"
+    assert all((tmp_path / "explain" / f).is_file() for f in manifest["methods"]["strand-gap"]["files"])
