@@ -106,8 +106,8 @@ def _decide(spec: Any, model: Any, context: ExplainContext, only: Sequence[str] 
     from interpkit.specs import resolve_callable
 
     decision = resolve_callable(spec.explain, f"method {spec.name!r} explain hook")(model, context)
-    if isinstance(decision, str) and not asked:
-        return decision
+    if isinstance(decision, str) and not asked and spec.name not in (only or ()):
+        return decision  # a method the user names (options or --only) runs even when off by default
     return {**(decision if isinstance(decision, Mapping) else {}), **asked}  # asking runs a method that is off
 
 

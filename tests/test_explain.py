@@ -123,10 +123,11 @@ def test_onnx_export_runs_and_says_what_it_skipped(tmp_path):
 
 def test_cli_explain_and_its_errors(tmp_path, capsys):
     out = tmp_path / "cli"
-    assert main(["explain", "-o", str(out), "--only", "predict,filter_motifs"]) == 0
+    assert main(["explain", "-o", str(out), "--only", "predict,filter_motifs,saliency"]) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == str(out / "report.html")
     assert "skipped deeplift: not among --only" in captured.err
+    assert (out / "saliency.npz").is_file()  # off by default, but named
     assert main(["explain", "-o", str(out)]) == 2 and "not empty" in capsys.readouterr().err
     assert main(["explain", "-o", str(tmp_path / "x"), "--skip", "nosuch"]) == 2
     assert "no method named 'nosuch'" in capsys.readouterr().err
