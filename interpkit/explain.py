@@ -183,6 +183,9 @@ def explain(
     requested = {k: dict(v) for k, v in (options or {}).items()}
     specs = _plan(registry, [*(only or ()), *skip, *requested])
     check_out_dir(out, force=force)
+    if model is not None and X is None and "neuronmotif" not in requested:
+        raise InputError("explain needs sequences for a model of your own: give X (--sequences FILE.fa); only "
+                         "NeuronMotif (--neuronmotif LAYER) runs without them.")
     if model is None:
         model, X = DEFAULT_MODEL, DEFAULT_SEQUENCES if X is None else X
     source = model

@@ -135,6 +135,8 @@ def test_cli_explain_and_its_errors(tmp_path, capsys):
     assert "n_backgrounds must be an integer" in capsys.readouterr().err
     assert main(["explain", "-o", str(tmp_path / "z"), "--option", "gia.backgrounds=5"]) == 2
     assert "has no option 'backgrounds'" in capsys.readouterr().err
+    with pytest.raises(InputError, match="explain needs sequences"):
+        explain(DEFAULT_MODEL, out=tmp_path / "v")
     with pytest.raises(InputError, match="no method named 'nope'"):
         explain(out=tmp_path / "w", options={"nope": {}})
 
