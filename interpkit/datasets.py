@@ -14,16 +14,14 @@ Nothing here imports a deep-learning framework: a training plugin receives plain
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import gzip
 import math
 import numbers
 import os
 import re
-import tempfile
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,7 @@ from interpkit.sequences import (
     _parse_bed,
     dinucleotide_shuffle,
     one_hot_encode,
+    open_genome,
     read_bed_windows,
     read_fasta,
     read_sequences,
@@ -274,26 +273,6 @@ def _apportion(weights: np.ndarray, total: int, *, minimum: np.ndarray | None = 
     return alloc
 
 
-@contextlib.contextmanager
-def _open_genome(genome: Any) -> Iterator[Any]:
-    """pyfaidx.Fasta of ``genome`` (raw strings); a stale or missing .fai is rebuilt in a temporary folder."""
-    import pyfaidx
-
-    genome = _existing_file(genome, "genome")
-    fai, gzi = Path(f"{genome}.fai"), Path(f"{genome}.gzi")
-    fresh = fai.is_file() and fai.stat().st_mtime >= genome.stat().st_mtime and \
-        (gzi.is_file() or genome.suffix.lower() not in (".gz", ".bgz"))
-    with tempfile.TemporaryDirectory(prefix="interpkit-fai-") as tmp:
-        index = {"rebuild": False} if fresh else {"indexname": Path(tmp, "g.fai"), "gzi_indexname": Path(tmp, "g.gzi")}
-        try:
-            fasta = pyfaidx.Fasta(genome, as_raw=True, **index)
-        except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, ValueError, OSError) as exc:
-            raise InputError(f"genome {genome} could not be indexed as FASTA ({exc}); "
-                             "pass a plain or bgzip-compressed FASTA file.") from None
-        with fasta:
-            yield fasta
-
-
 def _intervals(exclude: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``exclude`` (None, a BED path or (chrom, start, end) triples) -> per chromosome merged sorted (starts, ends)."""
     if exclude is None:
@@ -410,7 +389,7 @@ def gc_matched_windows(reference_X: Any, genome: str | os.PathLike, *, n: int, l
         raise InputError("reference_X holds no called base (every sequence is all N); GC content is undefined.")
     quota = _apportion(np.bincount(_gc_bin(ref_gc, bins), minlength=bins), n)
     edges = np.linspace(0.0, 1.0, bins + 1)
-    with _open_genome(genome) as fasta:
+    with open_genome(genome) as fasta:
         chroms = list(fasta.keys())
         sizes = np.array([len(fasta[c]) for c in chroms], dtype=np.int64)
         n_starts = np.maximum(sizes - length + 1, 0)

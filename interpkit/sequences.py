@@ -7,11 +7,12 @@ Biopython and pyfaidx are imported inside the readers, so importing this costs o
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import numbers
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from interpkit.errors import InputError, InputTypeError, MissingFileError
 from interpkit.validation import check_one_hot, check_random_state, check_scalar
 
-__all__ = ["DNA", "RNA", "dinucleotide_shuffle", "one_hot_decode", "one_hot_encode", "read_bed_windows",
+__all__ = ["DNA", "RNA", "dinucleotide_shuffle", "one_hot_decode", "one_hot_encode", "open_genome", "read_bed_windows",
            "read_fasta", "read_sequences", "reverse_complement", "shuffle"]
 
 DNA = "ACGT"
@@ -301,6 +302,45 @@ def _parse_bed(bed: Path) -> list[tuple[int, str, int, int, str, bool]]:
     return rows
 
 
+@contextlib.contextmanager
+def open_genome(genome: str | os.PathLike) -> Iterator[Any]:
+    """A genome FASTA opened with pyfaidx (Shirley et al. 2015) for random access; closed on exit.
+
+    Parameters
+    ----------
+    genome : path-like
+        Plain or bgzip-compressed FASTA. An up-to-date ``.fai`` (and ``.gzi``) beside it is used;
+        otherwise one is built in a temporary directory, so nothing is ever written beside the genome.
+
+    Yields
+    ------
+    pyfaidx.Fasta
+        With ``as_raw=True``: ``fasta[chrom][lo:hi]`` is a str, 0-based half-open.
+
+    Raises
+    ------
+    MissingFileError
+        If ``genome`` does not exist.
+    InputError
+        If it cannot be indexed as FASTA.
+    """
+    import pyfaidx
+
+    genome = _existing_file(genome, "genome")
+    fai, gzi = Path(f"{genome}.fai"), Path(f"{genome}.gzi")
+    fresh = fai.is_file() and fai.stat().st_mtime >= genome.stat().st_mtime and \
+        (gzi.is_file() or genome.suffix.lower() not in (".gz", ".bgz"))
+    with tempfile.TemporaryDirectory(prefix="interpkit-fai-") as tmp:
+        index = {"rebuild": False} if fresh else {"indexname": Path(tmp, "g.fai"), "gzi_indexname": Path(tmp, "g.gzi")}
+        try:
+            fasta = pyfaidx.Fasta(genome, as_raw=True, **index)
+        except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, ValueError, OSError) as exc:
+            raise InputError(f"genome {genome} could not be indexed as FASTA ({exc}); "
+                             "pass a plain or bgzip-compressed FASTA file.") from None
+        with fasta:
+            yield fasta
+
+
 def read_bed_windows(bed: str | os.PathLike, genome: str | os.PathLike, *, length: int,
                      alphabet: str = DNA) -> tuple[list[str], np.ndarray]:
     """Fixed-length windows centred on BED intervals, read from a genome FASTA.
@@ -337,35 +377,23 @@ def read_bed_windows(bed: str | os.PathLike, genome: str | os.PathLike, *, lengt
         0 or past the chromosome end (the message names the BED file and 1-based line); or if the
         genome cannot be indexed.
     """
-    import pyfaidx
-
     check_scalar(length, "length", int, min_val=1)
     bed, genome = _existing_file(bed, "BED"), _existing_file(genome, "genome")
     rows = _parse_bed(bed)
-    fai, gzi = Path(f"{genome}.fai"), Path(f"{genome}.gzi")
-    fresh = fai.is_file() and fai.stat().st_mtime >= genome.stat().st_mtime and \
-        (gzi.is_file() or genome.suffix.lower() not in (".gz", ".bgz"))
     seqs = []
-    with tempfile.TemporaryDirectory(prefix="interpkit-fai-") as tmp:
-        index = {"rebuild": False} if fresh else {"indexname": Path(tmp, "g.fai"), "gzi_indexname": Path(tmp, "g.gzi")}
-        try:
-            fasta = pyfaidx.Fasta(genome, as_raw=True, **index)
-        except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, ValueError, OSError) as exc:
-            raise InputError(f"genome {genome} could not be indexed as FASTA ({exc}); "
-                             "pass a plain or bgzip-compressed FASTA file.") from None
-        with fasta:
-            for lineno, chrom, start, end, _, _ in rows:
-                where = f"BED file {bed} line {lineno}"
-                if chrom not in fasta:
-                    known = list(fasta.keys())
-                    raise InputError(f"{where}: chromosome {chrom!r} is not in genome {genome}, which has "
-                                     f"{', '.join(known[:5])}{', ...' if len(known) > 5 else ''}; "
-                                     "use the genome's chromosome names.")
-                lo, size = (start + end) // 2 - length // 2, len(fasta[chrom])
-                if lo < 0 or lo + length > size:
-                    raise InputError(f"{where}: the {length} bp window {chrom}:{lo}-{lo + length} runs off "
-                                     f"{chrom} (0-{size}); remove the interval or use a smaller length.")
-                seqs.append(fasta[chrom][lo:lo + length])
+    with open_genome(genome) as fasta:
+        for lineno, chrom, start, end, _, _ in rows:
+            where = f"BED file {bed} line {lineno}"
+            if chrom not in fasta:
+                known = list(fasta.keys())
+                raise InputError(f"{where}: chromosome {chrom!r} is not in genome {genome}, which has "
+                                 f"{', '.join(known[:5])}{', ...' if len(known) > 5 else ''}; "
+                                 "use the genome's chromosome names.")
+            lo, size = (start + end) // 2 - length // 2, len(fasta[chrom])
+            if lo < 0 or lo + length > size:
+                raise InputError(f"{where}: the {length} bp window {chrom}:{lo}-{lo + length} runs off "
+                                 f"{chrom} (0-{size}); remove the interval or use a smaller length.")
+            seqs.append(fasta[chrom][lo:lo + length])
     names = [r[4] for r in rows]
     X = one_hot_encode(seqs, alphabet=alphabet, names=names)
     minus = np.array([r[5] for r in rows])

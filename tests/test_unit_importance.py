@@ -26,10 +26,11 @@ torch = pytest.importorskip("torch")
 
 from interpkit_explainn.architecture import ExplaiNN
 from interpkit_unit_importance.unit_importance import unit_importance
-from interpkit_unit_importance.units import fit_output_layer, unit_counts
+from interpkit_unit_importance.units import fit_output_layer
 
 import interpkit
 from interpkit import CapabilityError, InputError, MissingFileError
+from interpkit.activation_motifs import window_counts
 from interpkit.cli import main
 from interpkit.meme import read_meme
 from interpkit.probe import Geometry
@@ -192,7 +193,7 @@ def test_units_without_sites_keep_uniform_ppms(tiny_model, tiny_X):
 def test_unit_counts_follow_the_layer_geometry():
     X = one_hot_encode(["ACGTAC"])
     # start -2 (2 bp of padding on the left), jump 2, receptive field 4: position 0 sees columns -2..1
-    counts = unit_counts(X, np.array([0, 0]), np.array([0, 0]), np.array([0, 3]), Geometry(4, 2, -2), 1)
+    counts = window_counts(X, np.array([0, 0]), np.array([0, 0]), np.array([0, 3]), Geometry(4, 2, -2), 1)
     expected = np.zeros((4, 4))
     for col, base in ((2, "A"), (3, "C")):  # position 0: columns -2..1 = N, N, A, C
         expected["ACGT".index(base), col] += 1

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from interpkit.activation_motifs import best_matches, counts_to_ppms, motif_database, strand_rows
+from interpkit.activation_motifs import (
+    best_matches,
+    counts_to_ppms,
+    motif_database,
+    strand_rows,
+    window_counts,
+)
 from interpkit.errors import CapabilityError, InputError
 from interpkit.motifs import Motif
 from interpkit.predictor import Capability, Predictor, capabilities_of
@@ -20,7 +26,6 @@ from interpkit_unit_importance.units import (
     fit_output_layer,
     outputs_and_predictions,
     scan,
-    unit_counts,
 )
 
 __all__ = ["TOMTOM_THRESH", "unit_importance"]
@@ -198,7 +203,7 @@ def unit_importance(
                       batch_size=batch_size, random_state=random_state)
     W = fit.weights
 
-    counts = unit_counts(rows, sc.site_row, sc.site_unit, sc.site_position, layers.geometry, units)
+    counts = window_counts(rows, sc.site_row, sc.site_unit, sc.site_position, layers.geometry, units)
     n_sites = np.bincount(sc.site_unit, minlength=units).astype(np.int64)
     ppms = counts_to_ppms(counts)
 

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from interpkit.activation_motifs import find_activation_layer, find_sites, lookup_layer, window_counts
+from interpkit.activation_motifs import find_activation_layer, find_sites, lookup_layer
 from interpkit.errors import InputError
 from interpkit.predictor import Predictor
 from interpkit.probe import Geometry, LayerInfo
 
 __all__ = ["FIT_TOLERANCE", "OutputFit", "Scan", "UnitLayers", "find_unit_layers", "fit_output_layer",
-           "outputs_and_predictions", "scan", "unit_counts"]
+           "outputs_and_predictions", "scan"]
 
 #: Largest relative residual of the least-squares fit of the predictions on the unit outputs that still
 #: counts as "the output layer is linear in them" (float32 models fit to about 1e-7).
@@ -209,32 +209,6 @@ def scan(model: Predictor, rows: np.ndarray, layers: UnitLayers, *, batch_size: 
                        verbose=verbose, desc="unit_importance", option="activation_layer", on_chunk=read_units)
     return Scan(sites.thresholds, sites.row_max, sites.site_row, sites.site_channel, sites.site_position,
                 np.concatenate(outputs), np.concatenate(predictions), sites.positions)
-
-
-def unit_counts(rows: np.ndarray, site_row: np.ndarray, site_unit: np.ndarray, site_position: np.ndarray,
-                geometry: Geometry, units: int) -> np.ndarray:
-    """Per unit, the sum of the one-hot windows at its sites (a PFM of counts).
-
-    :func:`interpkit.activation_motifs.window_counts` under the unit names: activation-map position j of a
-    layer with receptive field R, jump J and start s sees input columns s + j J .. s + j J + R - 1;
-    columns outside the sequence (padding) count as N (all zero).
-
-    Parameters
-    ----------
-    rows : ndarray of shape (R_rows, 4, L), float32
-    site_row, site_unit, site_position : ndarray of shape (M,), int64
-        As :class:`Scan` holds them (sorted by unit).
-    geometry : Geometry
-        Of the activation layer (local).
-    units : int
-
-    Returns
-    -------
-    counts : ndarray of shape (U, 4, R), float64
-        Base counts per unit and window column; ``counts[u].sum(axis=0)`` is at most the unit's number of
-        sites (less where windows hold N or padding).
-    """
-    return window_counts(rows, site_row, site_unit, site_position, geometry, units)
 
 
 @dataclass(frozen=True)
