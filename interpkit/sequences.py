@@ -22,7 +22,7 @@ from interpkit.errors import InputError, InputTypeError, MissingFileError
 from interpkit.validation import check_one_hot, check_random_state, check_scalar
 
 __all__ = ["DNA", "RNA", "dinucleotide_shuffle", "one_hot_decode", "one_hot_encode", "open_genome", "read_bed_windows",
-           "read_fasta", "read_sequences", "reverse_complement", "shuffle"]
+           "iter_fasta", "read_fasta", "read_sequences", "reverse_complement", "shuffle"]
 
 DNA = "ACGT"
 RNA = "ACGU"
@@ -204,6 +204,16 @@ def read_fasta(path: str | os.PathLike) -> tuple[list[str], list[str]]:
         If the file is not FASTA (its first non-blank line does not start with ">"), cannot be
         decompressed or decoded, holds no records, or holds a record with an empty sequence.
     """
+    records = list(iter_fasta(path))
+    return [r[0] for r in records], [r[1] for r in records]
+
+
+def iter_fasta(path: str | os.PathLike) -> Iterator[tuple[str, str]]:
+    """The records of a FASTA file, plain or ``.gz``, one at a time: (name, sequence).
+
+    As :func:`read_fasta` (same checks, same errors), but reading the file as it goes, so that
+    memory does not grow with the number of records.
+    """
     from Bio import SeqIO
 
     path = _existing_file(path, "FASTA")
@@ -215,14 +225,14 @@ def read_fasta(path: str | os.PathLike) -> tuple[list[str], list[str]]:
                 raise InputError(f"FASTA file {path} is not FASTA: {what}; pass a FASTA file (or a .npy "
                                  "one-hot array).")
             handle.seek(0)
-            records = [(r.id, str(r.seq)) for r in SeqIO.parse(handle, "fasta")]
+            for record in SeqIO.parse(handle, "fasta"):
+                if not len(record.seq):
+                    raise InputError(f"FASTA file {path}: record {record.id!r} has an empty sequence; "
+                                     "remove the record.")
+                yield record.id, str(record.seq)
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise InputError(f"FASTA file {path} could not be read as FASTA text ({exc}); "
                          "pass a plain or gzip-compressed FASTA file.") from None
-    empty = next((name for name, seq in records if not seq), None)
-    if empty is not None:
-        raise InputError(f"FASTA file {path}: record {empty!r} has an empty sequence; remove the record.")
-    return [r[0] for r in records], [r[1] for r in records]
 
 
 def read_sequences(path: str | os.PathLike, *, alphabet: str = DNA,
