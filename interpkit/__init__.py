@@ -11,6 +11,7 @@ Plugin authors need only ``from interpkit import hookimpl`` and the spec classes
 __version__ = "0.1.0"
 
 from interpkit.api import describe_model, load, run
+from interpkit.chunks import run_chunked
 from interpkit.datasets import LabelledSequences, read_labelled
 from interpkit.errors import (
     CapabilityError,
@@ -19,6 +20,7 @@ from interpkit.errors import (
     InterpkitError,
     InterpkitWarning,
     MissingFileError,
+    OutOfSpaceError,
     PluginError,
 )
 from interpkit.explain import ExplainRun, explain
@@ -46,7 +48,7 @@ from interpkit.training import TrainingResult, train
 __all__ = [  # noqa: RUF022 - grouped by role, not sorted
     "__version__",
     # verbs
-    "load", "run", "train", "explain", "describe_model",
+    "load", "run", "run_chunked", "train", "explain", "describe_model",
     # interfaces
     "Predictor", "LayerProbe", "InputSpec", "LayerInfo", "Geometry", "Capability", "LAYOUTS", "TorchFunction",
     "capabilities_of", "receptive_fields", "layer_table",
@@ -62,5 +64,5 @@ __all__ = [  # noqa: RUF022 - grouped by role, not sorted
     "Param", "BATCH_SIZE", "TARGET", "TARGETS", "RANDOM_STATE", "VERBOSE", "resolve_targets",
     # errors
     "InterpkitError", "InputError", "InputTypeError", "MissingFileError", "CapabilityError", "PluginError",
-    "InterpkitWarning",
+    "OutOfSpaceError", "InterpkitWarning",
 ]

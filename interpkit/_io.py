@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, Protocol
 
-from interpkit.errors import InputError
+import numpy as np
 
-__all__ = ["atomic_write", "check_out_dir", "file_digest", "prepare_out_dir"]
+from interpkit.errors import InputError, OutOfSpaceError
+
+__all__ = ["RowBlocks", "atomic_write", "check_out_dir", "file_digest", "prepare_out_dir", "remove_partials",
+           "write_npz"]
+
+#: errno values of a write that failed for lack of room: a full disk, a quota, a file-size limit.
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 @contextlib.contextmanager
@@ -36,7 +44,9 @@ def atomic_write(path: str | os.PathLike, *, mode: str = "w", overwrite: bool = 
     Notes
     -----
     The temporary file is removed if the body raises (a full disk included), so a
-    half-written file never takes the final name.
+    half-written file never takes the final name. A write that fails for lack of room (full
+    disk, quota, file-size limit) raises :class:`~interpkit.errors.OutOfSpaceError` naming
+    ``path``.
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -49,10 +59,37 @@ def atomic_write(path: str | os.PathLike, *, mode: str = "w", overwrite: bool = 
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+            raise OutOfSpaceError(f"no room left to write {path} ({os.strerror(exc.errno)}); the partial file was "
+                                  "removed and nothing else was touched. Free some space (or choose another --out) "
+                                  "and run again.") from None
         raise
+
+
+def remove_partials(directory: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_write` that a killed process left in ``directory``.
+
+    A write cut short (e.g. by SIGKILL) leaves ``.NAME.XXXX.part`` beside ``NAME``; no reader takes
+    it for ``NAME``. A run that resumes in ``directory`` calls this first, as nobody else writes there.
+
+    Parameters
+    ----------
+    directory : path-like
+
+    Returns
+    -------
+    list of Path
+        The files removed (none if ``directory`` does not exist).
+    """
+    folder = Path(directory)
+    removed = [p for p in sorted(folder.glob(".*.part")) if p.is_file()] if folder.is_dir() else []
+    for part in removed:
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+    return removed
 
 
 def _umask() -> int:
@@ -129,3 +166,56 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class RowBlocks(Protocol):
+    """An array too large to hold, given as blocks of rows: ``shape``, ``dtype`` and ``blocks()``,
+    which yields C-ordered arrays whose concatenation along axis 0 is the whole array."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    def blocks(self) -> Iterable[np.ndarray]: ...
+
+
+def write_npz(path: str | os.PathLike, arrays: Mapping[str, Any], *, overwrite: bool = False,
+              compress: bool = True) -> None:
+    """Write arrays as an ``.npz`` file (what :func:`numpy.savez_compressed` writes), atomically.
+
+    Parameters
+    ----------
+    path : path-like
+    arrays : mapping of str to ndarray or RowBlocks
+        A :class:`RowBlocks` is streamed block by block, so memory does not grow with its size.
+    overwrite : bool
+        As :func:`atomic_write`. Default is False.
+    compress : bool
+        Deflate the members. Default is True.
+
+    Raises
+    ------
+    InputError
+        If ``path`` exists and ``overwrite`` is False.
+    OutOfSpaceError
+        If the disk fills (the partial file is removed).
+    """
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with atomic_write(path, mode="wb", overwrite=overwrite) as handle, \
+            zipfile.ZipFile(handle, "w", compression=method, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            if not hasattr(array, "blocks"):
+                array = np.asarray(array)
+                shape, dtype, blocks = array.shape, array.dtype, (array,)
+            else:
+                shape, dtype, blocks = tuple(array.shape), np.dtype(array.dtype), array.blocks()
+            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array_header_2_0(member, header)
+                rows = 0
+                for block in blocks:
+                    block = np.require(block, dtype, "C")
+                    rows += len(block) if block.ndim else 1
+                    if block.size:
+                        member.write(block.reshape(-1).view(np.uint8))
+                if shape and rows != shape[0]:
+                    raise RuntimeError(f"write_npz: {name} had {rows} rows, not the {shape[0]} announced.")

@@ -90,8 +90,16 @@ def alphabet_permutation(model_alphabet: str | None, alphabet: str = "ACGT") -> 
     """
     if model_alphabet is None:
         return np.arange(len(alphabet))
-    if sorted(model_alphabet.upper()) != sorted(alphabet):
-        raise InputError(f"alphabet order {model_alphabet!r} is not an ordering of {alphabet!r} (e.g. 'AGCT').")
+    order = model_alphabet.upper()
+    if sorted(order) != sorted(alphabet):
+        repeated = sorted({c for c in order if order.count(c) > 1})
+        problems = [f"{len(order)} letters" if len(order) != len(alphabet) else "",
+                    f"repeats {''.join(repeated)}" if repeated else "",
+                    f"lacks {''.join(c for c in alphabet if c not in order)}" if set(alphabet) - set(order) else "",
+                    f"has {''.join(sorted(set(order) - set(alphabet)))}" if set(order) - set(alphabet) else ""]
+        raise InputError(f"alphabet == {model_alphabet!r} is not an ordering of {alphabet!r} "
+                         f"({', '.join(p for p in problems if p)}); pass the model's channel order, each of "
+                         f"{', '.join(alphabet)} once (e.g. 'AGCT'), as alphabet= (--alphabet).")
     return np.array([alphabet.index(c) for c in model_alphabet.upper()])
 
 

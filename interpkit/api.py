@@ -153,6 +153,7 @@ def run(
     X: Any = None,
     *,
     names: Sequence[str] | None = None,
+    start_index: int = 0,
     registry: Registry | None = None,
     **options: Any,
 ) -> Result:
@@ -170,6 +171,10 @@ def run(
         their own sequences (``MethodSpec.needs_sequences`` False, e.g. neuronmotif).
     names : sequence of str or None
         Sequence names (default: the FASTA names, else "seq0", "seq1", ...).
+    start_index : int
+        The index of the first sequence in a longer run split into chunks, for methods that take it
+        (``MethodSpec.per_sequence``): their random draws for sequence i are seeded by
+        ``start_index + i``, so a chunked run equals an unchunked one. Default is 0.
     registry : Registry or None
         Default is None (the installed plugins).
     **options
@@ -219,8 +224,11 @@ def run(
             raise InputError(f"names has {len(names)} entries for {len(arr)} sequences; give one name per sequence.")
     func = spec.resolve()
     kwargs = dict(params)
-    if "names" in inspect.signature(func).parameters:
+    accepted = inspect.signature(func).parameters
+    if "names" in accepted:
         kwargs["names"] = names
+    if "start_index" in accepted:
+        kwargs["start_index"] = check_scalar(start_index, "start_index", int, min_val=0)
     plugin = registry.plugin_of("methods", method)
     try:
         result = func(model, arr, **kwargs)

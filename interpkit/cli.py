@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import warnings
 from collections.abc import Sequence
@@ -155,23 +156,38 @@ class _MethodGroup(click.Group):
 
 def _method_command(spec: Any) -> click.Command:
     model_keys = [p.name for p in _model_params()]
+    resumable = spec.per_sequence or spec.checkpoint_param is not None
 
-    def callback(model: str, sequences: str, out: str, force: bool, **options: Any) -> None:
+    def callback(model: str, sequences: str, out: str, force: bool, resume: bool = False,
+                 chunk_size: int | None = None, **options: Any) -> None:
         from interpkit._io import check_out_dir, prepare_out_dir
         from interpkit.api import run
+        from interpkit.chunks import CHECKPOINTS, checkpoint_dir, run_chunked
 
         load_options = {k: options.pop(k) for k in model_keys}
         options = {k: v for k, v in options.items() if v is not None}
-        resumable = None
-        if spec.checkpoint_param and spec.checkpoint_param not in options:  # rerunning resumes
-            resumable = "checkpoints"
-            options[spec.checkpoint_param] = str(Path(out) / resumable)
-        check_out_dir(out, force=force, resumable=resumable)  # fail before the work, create only after it
-        result = run(spec.name, _load(model, **load_options), sequences, **options)
-        for path in result.write(prepare_out_dir(out, force=force, resumable=resumable), overwrite=force):
+        if spec.per_sequence:  # in chunks on disk: resumable, memory independent of the number of sequences
+            if resume and (Path(out) / CHECKPOINTS).is_dir():
+                kept = len(list((Path(out) / CHECKPOINTS).glob("chunk_*.npz")))
+                click.echo(f"resuming: {kept} finished chunk(s) kept", err=True)
+            files = run_chunked(spec.name, _load(model, **load_options), sequences, out, chunk_size=chunk_size,
+                                resume=resume, force=force, **options)
+        else:
+            work = None
+            if spec.checkpoint_param and spec.checkpoint_param not in options:  # OUT/checkpoints, for --resume
+                work = checkpoint_dir(out, resume=resume, force=force)
+                options[spec.checkpoint_param] = str(work)
+            else:
+                check_out_dir(out, force=force)  # fail before the work; create only after it
+            result = run(spec.name, _load(model, **load_options), sequences, **options)
+            out_dir = prepare_out_dir(out, force=force or resume, resumable=CHECKPOINTS)
+            files = result.write(out_dir, overwrite=force or resume)
+            if work is not None:  # finished: nothing left to resume
+                shutil.rmtree(work, ignore_errors=True)
+            for warning in result.warnings:
+                click.echo(f"warning: {warning}", err=True)
+        for path in files:
             click.echo(str(path))
-        for warning in result.warnings:
-            click.echo(f"warning: {warning}", err=True)
 
     params: list[click.Parameter] = [
         click.Argument(["model"]),
@@ -179,9 +195,16 @@ def _method_command(spec: Any) -> click.Command:
                      help="FASTA file (or .npy one-hot array) of sequences." if spec.needs_sequences else
                      "Not used: this method makes its own sequences."),
         click.Option(["--out", "-o"], required=True, help="Output directory (created; must be empty unless --force)."),
-        click.Option(["--force"], is_flag=True, help="Write into a non-empty output directory."),
+        click.Option(["--force"], is_flag=True, help="Write into a non-empty output directory; with an interrupted "
+                                                    "run there (and no --resume), start over."),
         *_model_params(),
     ]
+    if resumable:
+        params.append(click.Option(["--resume"], is_flag=True,
+                                   help="Continue the interrupted run in OUT, keeping its finished pieces."))
+    if spec.per_sequence:
+        params.append(click.Option(["--chunk-size"], type=int, default=10_000, show_default=True,
+                                   help="Sequences per chunk: each finished chunk is kept on disk for --resume."))
     params += _declared_options(spec.params)
     help_text = f"{spec.summary}\n\nSource: {spec.source}" if spec.source else spec.summary
     return click.Command(spec.name, params=params, callback=callback, help=help_text, context_settings=_CONTEXT)
@@ -319,8 +342,13 @@ _DATA_OPTIONS = (
     (["--test"], {"type": float, "default": 0.1, "show_default": True, "help": "Test fraction."}),
     (["--random-state"], {"type": int, "default": 0, "show_default": True,
                           "help": "Seed of the negatives, the split, the initial weights and the batch order."}),
-    (["--out", "-o"], {"required": True, "help": "Output directory (created; must be empty unless --force)."}),
-    (["--force"], {"is_flag": True, "help": "Write into a non-empty output directory."}),
+    (["--out", "-o"], {"required": True, "help": "Output directory (created; must be empty unless --force or "
+                                                 "--resume)."}),
+    (["--force"], {"is_flag": True, "help": "Write into a non-empty output directory (an interrupted run there "
+                                            "starts over)."}),
+    (["--resume"], {"is_flag": True, "help": "Continue the run interrupted in --out from its last finished epoch "
+                                             "(OUT/train_state.pt, removed when the run completes); give the same "
+                                             "data and options."}),
 )
 
 
@@ -328,18 +356,17 @@ def _train_command(spec: Any) -> click.Command:
     def callback(sequences: str | None, targets: str | None, negatives: str | None, n_negatives: int | None,
                  bed: str | None, genome: str | None, length: int | None, alphabet: str, task: str | None,
                  normalise: str | None, valid: float, test: float, random_state: int, out: str, force: bool,
-                 **options: Any) -> None:
-        from interpkit._io import check_out_dir
+                 resume: bool, **options: Any) -> None:
         from interpkit.datasets import read_labelled
-        from interpkit.training import train
+        from interpkit.training import _check_out, train
 
-        check_out_dir(out, force=force)  # before reading data
+        _check_out(out, force=force, resume=resume)  # before reading data
         data = read_labelled(sequences, targets=targets, negatives=negatives, n_negatives=n_negatives, bed=bed,
                              genome=genome, length=length, alphabet=alphabet, task=task, normalise=normalise,
                              random_state=random_state)
         options = {k: v for k, v in options.items() if v is not None}
         result = train(spec.name, data, out=out, valid=valid, test=test, random_state=random_state, force=force,
-                       **options)
+                       resume=resume, **options)
         for path in sorted(Path(out).iterdir()):
             click.echo(str(path))
         click.echo(_metrics_line(result), err=True)

@@ -21,6 +21,7 @@ import numbers
 import os
 import re
 import warnings
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from interpkit.errors import InputError, InputTypeError, InterpkitWarning
+from interpkit.errors import InputError, InputTypeError, InterpkitWarning, first_line
 from interpkit.sequences import (
     DNA,
     RNA,
@@ -487,6 +488,7 @@ class _Records:
     names: list[str]
     raw: list[str] | np.ndarray
     lengths: np.ndarray
+    source: str = ""  # "<what> file <path>", for error messages
 
 
 @dataclass
@@ -519,7 +521,7 @@ def _read_records(path: Any, what: str, alphabet: str) -> _Records:
     path = _existing_file(path, what)
     if _is_fasta(path):
         names, seqs = read_fasta(path)
-        return _Records(names, seqs, np.array([len(s) for s in seqs]))
+        return _Records(names, seqs, np.array([len(s) for s in seqs]), f"{what} file {path}")
     names, X = read_sequences(path, alphabet=alphabet)  # .npy, or an error listing the accepted suffixes
     return _Records(names, X, np.full(len(X), X.shape[2]))
 
@@ -552,20 +554,24 @@ def _encode(rec: _Records, length: int, alphabet: str) -> _Encoded:
     else:
         seqs = [s[lo[i]:lo[i] + length] if n[i] > length else "N" * left[i] + s + "N" * (length - n[i] - left[i])
                 for i, s in enumerate(rec.raw)]
-        X = one_hot_encode(seqs, alphabet=alphabet, names=rec.names)
+        try:
+            X = one_hot_encode(seqs, alphabet=alphabet, names=rec.names)
+        except InputError as exc:
+            raise InputError(f"{rec.source}: {exc}") from None
     return _Encoded(list(rec.names), X, np.minimum(n, length), int((n > length).sum()), int((n < length).sum()))
 
 
-def _read_targets(path: Any) -> tuple[list[str], np.ndarray, list[str]]:
-    """Targets TSV -> (row names, values (R, T) float64 with NaN for missing cells, target names)."""
+def _read_targets(path: Any) -> tuple[list[str], np.ndarray, list[str], list[int]]:
+    """Targets TSV -> (row names, values (R, T) float64 with NaN for missing cells, target names, row line numbers)."""
     path = _existing_file(path, "targets")
     opener = gzip.open if path.suffix.lower() == ".gz" else open
     try:
         with opener(path, "rt", newline="", encoding="utf-8-sig") as handle:
             rows = [(line, [c.strip() for c in row]) for line, row in
                     enumerate(csv.reader(handle, delimiter="\t"), 1) if any(c.strip() for c in row)]
-    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"targets file {path} could not be read as tab-separated text ({exc}).") from None
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error, zlib.error) as exc:
+        raise InputError(f"targets file {path} could not be read as tab-separated text ({first_line(exc)}); pass a "
+                         "UTF-8 text file (or .gz): a header row, then one row per sequence.") from None
     if not rows:
         raise InputError(f"targets file {path} is empty; it needs a header row (name, then one column per target) "
                          "and one row per sequence.")
@@ -585,6 +591,7 @@ def _read_targets(path: Any) -> tuple[list[str], np.ndarray, list[str]]:
         raise InputError(f"targets file {path} header has empty or repeated target names ({_show(target_names)}); "
                          "give every target column a distinct name.")
     names, values, seen = [], [], {}
+    lines = [line for line, _ in rows[1:]]
     for line, row in rows[1:]:
         if len(row) != len(header):
             raise InputError(f"targets file {path} line {line} has {len(row)} fields but the header has "
@@ -610,26 +617,28 @@ def _read_targets(path: Any) -> tuple[list[str], np.ndarray, list[str]]:
         values.append(vals)
     if not names:
         raise InputError(f"targets file {path} has a header but no rows; add one row per sequence.")
-    return names, np.array(values, dtype=np.float64), target_names
+    return names, np.array(values, dtype=np.float64), target_names, lines
 
 
 def _align_targets(seq_names: list[str], path: Any) -> tuple[np.ndarray, list[str]]:
     """The TSV's values in the order of ``seq_names``, which every row must match one to one."""
-    row_names, values, target_names = _read_targets(path)
+    row_names, values, target_names, lines = _read_targets(path)
     dup = sorted({n for n in seq_names if seq_names.count(n) > 1}) if len(set(seq_names)) != len(seq_names) else []
     if dup:
         raise InputError(f"sequence names repeat ({_show(dup)}), so targets cannot be matched by name; give every "
                          "sequence a distinct name.")
     where = {n: i for i, n in enumerate(row_names)}
     missing = [n for n in seq_names if n not in where]
+    known = set(seq_names)
+    extra = [i for i, n in enumerate(row_names) if n not in known]
+    if extra:
+        without = f"; sequences without a row: {_show(missing, 3)}" if missing else ""
+        raise InputError(f"targets file {path} line {lines[extra[0]]}: row {row_names[extra[0]]!r} matches no "
+                         f"sequence ({len(extra)} of {len(row_names)} rows match none{without}); name each row by a "
+                         f"FASTA id or BED name (e.g. {_show(seq_names, 3)}), or remove it.")
     if missing:
         raise InputError(f"targets file {path} has no row for {len(missing)} of the {len(seq_names)} sequences "
                          f"(first: {_show(missing)}); add one row per sequence, named by its FASTA id or BED name.")
-    known = set(seq_names)
-    extra = [n for n in row_names if n not in known]
-    if extra:
-        raise InputError(f"targets file {path} has {len(extra)} rows whose name matches no sequence "
-                         f"(first: {_show(extra)}); remove those rows or add the sequences.")
     return values[[where[n] for n in seq_names]], target_names
 
 

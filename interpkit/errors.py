@@ -17,6 +17,7 @@ __all__ = [
     "InterpkitError",
     "InterpkitWarning",
     "MissingFileError",
+    "OutOfSpaceError",
     "PluginError",
     "first_line",
 ]
@@ -36,6 +37,10 @@ class InputTypeError(InterpkitError, TypeError):
 
 class MissingFileError(InterpkitError, FileNotFoundError):
     """A file the user named does not exist or cannot be read."""
+
+
+class OutOfSpaceError(InterpkitError, OSError):
+    """A file could not be written for lack of room (full disk, quota or file-size limit)."""
 
 
 class CapabilityError(InterpkitError):

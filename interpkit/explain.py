@@ -168,7 +168,9 @@ def explain(
     Raises
     ------
     InputError
-        For an unknown method in ``only``/``skip``/``options``, a non-empty ``out``, or bad sequences.
+        For an unknown method in ``only``/``skip``/``options``, a non-empty ``out``, or bad sequences;
+        also when a method the user named (in ``only`` or ``options``) fails: then after every other
+        method ran and the report was written, the message saying why.
     MissingFileError, PluginError, CapabilityError
         As :func:`interpkit.load`.
     """
@@ -236,6 +238,9 @@ def explain(
             "files": [{"path": p.name, "kind": _kind(p)} for p in files]}
     with atomic_write(manifest, overwrite=force) as handle:
         json.dump(body, handle, indent=2, default=str)
+    asked = [n for n, reason in skipped.items() if reason.startswith("failed: ") and (n in requested or n in (only or ()))]
+    if asked:  # the user named it: a failure is an error, raised once every other result is safe on disk
+        raise InputError(f"{asked[0]} {skipped[asked[0]]} (the other methods' results and the report are in {out}).")
     return ExplainRun(out, report, dict(context.results), skipped, [*files, manifest])
 
 

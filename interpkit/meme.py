@@ -23,6 +23,7 @@ memelite's own reader and writer drop the alphabet, background, nsites and E-val
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -216,9 +217,11 @@ def _header_values(p: _Parser, lineno: int, text: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, kind in (("alength", int), ("w", int), ("nsites", float), ("E", float)):
         if key in pairs:
-            if not _is_number(pairs[key]):
-                raise p.error(lineno, f"{key}= {pairs[key]!r} is not a number.")
-            out[key] = kind(float(pairs[key])) if kind is int else float(pairs[key])
+            value = float(pairs[key]) if _is_number(pairs[key]) else math.nan
+            if not (math.isfinite(value) and value >= 0 and (kind is float or value.is_integer())):
+                what = "a whole number" if kind is int else "a finite number >= 0"
+                raise p.error(lineno, f"{key}= {pairs[key]!r} is not {what}; fix the matrix header.")
+            out[key] = int(value) if kind is int else value
     if out.get("alength", 4) != 4:
         raise p.error(lineno, f"alength= {out['alength']} but interpkit reads 4-letter (DNA/RNA) motifs only.")
     if out.get("w", 1) < 1:

@@ -73,6 +73,8 @@ def check_background(background: Any, name: str = "background") -> np.ndarray:
         )
     if abs(arr.sum() - 1) > 1e-2:
         raise InputError(f"{name} sums to {arr.sum():.4g} but must sum to 1; divide it by its sum.")
+    if abs(arr.sum() - 1) <= 1e-9:  # already normalised: unchanged, so reading back what was written is exact
+        return arr
     return arr / arr.sum()  # files round to a few decimals (e.g. 0.292 0.209 0.209 0.292)
 
 

@@ -129,6 +129,12 @@ def bind_params(method: str, params: Sequence[Param], options: Mapping[str, Any]
     return {name: p.validate(options.get(name, p.default)) for name, p in by_name.items()}
 
 
+def _outputs(names: Sequence[str]) -> str:
+    """ "0-2 (a, b, c)": the output indices with their names (the first 10)."""
+    shown = ", ".join(names[:10]) + (f", ... ({len(names)} in all)" if len(names) > 10 else "")
+    return f"0-{len(names) - 1} ({shown})" if names else "none"
+
+
 def resolve_targets(target: Any, output_names: Sequence[str]) -> tuple[int, ...]:
     """Turn a ``target`` option into output indices.
 
@@ -162,11 +168,13 @@ def resolve_targets(target: Any, output_names: Sequence[str]) -> tuple[int, ...]
         elif isinstance(item, str) and item.lstrip("-").isdigit() or isinstance(item, int) and not isinstance(item, bool):
             index = int(item)
             if not 0 <= index < len(names):
-                raise InputError(f"target {index} is out of range; the model has {len(names)} outputs (0-based).")
+                raise InputError(f"target {index} is out of range; the model has {len(names)} outputs, "
+                                 f"{_outputs(names)}; pass an index or a name (--target).")
         else:
             close = difflib.get_close_matches(str(item), names, n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise InputError(f"target {item!r} is neither an output index nor an output name.{hint}")
+            raise InputError(f"target {item!r} is neither an output index nor an output name.{hint} The model's "
+                             f"outputs: {_outputs(names)}.")
         if index not in out:
             out.append(index)
     return tuple(out)

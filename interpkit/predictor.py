@@ -161,6 +161,8 @@ class Predictor(abc.ABC):
     - ``predict(X)`` with X of shape (N, 4, L), float32, returns a float32 array of
       shape (N, T), T = ``len(output_names)``, without gradients and in batches;
     - results do not depend on batch size and are deterministic;
+    - outputs and gradients are finite: a NaN or infinite value raises an InputError naming
+      the output and the sequences (:func:`interpkit.validation.check_finite_outputs`);
     - the model object the user passed is left as it was (device, train/eval mode).
     """
 

@@ -53,6 +53,8 @@ POINTWISE_KINDS = ("activation", "norm", "dropout", "add", "multiply", "concat",
 #: geometry of it and everything above it is unknown, reported like a global layer.
 UNKNOWN_KINDS = ("unknown",)
 LAYER_KINDS = LOCAL_KINDS + GLOBAL_KINDS + POINTWISE_KINDS + UNKNOWN_KINDS
+#: How many layers an unknown-layer message lists.
+_LISTED = 12
 #: Name that ``LayerInfo.inputs`` uses for the model's one-hot input (for branches starting there).
 INPUT = "<input>"
 
@@ -546,7 +548,9 @@ def resolve_layer(layers: Sequence[LayerInfo], layer: str | int) -> tuple[int, L
         return names.index(layer), layers[names.index(layer)]
     close = difflib.get_close_matches(str(layer), names, n=3)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    raise InputError(f"no layer named {layer!r}.{hint} Run `interpkit info MODEL` to list the layers.")
+    shown = ", ".join(f"{info.name} ({info.kind})" for info in layers[:_LISTED])
+    more = f", ... ({len(layers)} in all; `interpkit info MODEL` lists them)" if len(layers) > _LISTED else ""
+    raise InputError(f"no layer named {layer!r}.{hint} The layers, by name or 0-based index: {shown}{more}.")
 
 
 def layer_table(layers: Sequence[LayerInfo]) -> Table:

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from interpkit._io import atomic_write
+from interpkit._io import atomic_write, write_npz
 from interpkit.errors import InputError
 from interpkit.tables import Table
 
 if TYPE_CHECKING:
     from interpkit.motifs import Motif
 
-__all__ = ["AttributionResult", "Result", "png_img"]
+__all__ = ["AttributionResult", "Result", "png_img", "write_result"]
 
 
 def png_img(png: bytes, alt: str) -> str:
@@ -107,11 +107,11 @@ class Result:
     def write(self, out_dir: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
         """Write every part of the result into ``out_dir`` (created if absent).
 
-        Files: ``<method>.npz`` (arrays, plus ``delta`` and ``sequence_names``),
-        ``<method>_<table>.tsv`` per table, ``<method>.meme`` when there are motifs,
-        and ``<method>.json`` (params, provenance, warnings and the list of files).
-        Every target is checked before anything is written, and each file is written
-        atomically; values JSON cannot hold are written as their ``repr``.
+        Files: ``<method>.npz`` (arrays, plus ``delta`` and ``sequence_names``), any further
+        ``.npz`` files of :meth:`npz_files`, ``<method>_<table>.tsv`` per table,
+        ``<method>.meme`` when there are motifs, and ``<method>.json`` (params, provenance,
+        warnings and the list of files). Every target is checked before anything is written,
+        and each file is written atomically; values JSON cannot hold are written as their ``repr``.
 
         Returns
         -------
@@ -122,49 +122,23 @@ class Result:
         ------
         InputError
             If any of the files exists and ``overwrite`` is False (nothing is written).
+        OutOfSpaceError
+            If the disk fills; the files this call had created are removed.
         """
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        return write_result(self, out_dir, self.npz_files(), self.tables, overwrite=overwrite)
+
+    def npz_files(self) -> dict[str, dict[str, np.ndarray]]:
+        """The ``.npz`` files :meth:`write` writes: {file name: {key: array}}.
+
+        ``<method>.npz`` holds the arrays, ``delta`` and ``sequence_names``; subclasses add files
+        (e.g. the tfmodisco-lite inputs of :class:`AttributionResult`).
+        """
         arrays = dict(self.arrays)
         if self.delta is not None:
             arrays["delta"] = self.delta
         if self.sequence_names:
             arrays["sequence_names"] = np.array(self.sequence_names)
-        planned = ([out / f"{self.method}.npz"] if arrays else []) + [
-            out / f"{self.method}_{name}.tsv" for name in self.tables
-        ] + ([out / f"{self.method}.meme"] if self.motifs else [])
-        manifest = out / f"{self.method}.json"
-        body = json.dumps({
-            "method": self.method,
-            "params": _jsonable(self.params),
-            "provenance": _jsonable(self.provenance),
-            "warnings": list(self.warnings),
-            "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
-            "files": [p.name for p in planned],
-        }, indent=2, default=repr)
-        existing = [p.name for p in [*planned, manifest] if p.exists()]
-        if existing and not overwrite:  # check everything before writing anything
-            raise InputError(f"{out} already holds {', '.join(existing)}; choose another directory or pass "
-                             "overwrite=True (--force).")
-        written: list[Path] = []
-        if arrays:
-            path = out / f"{self.method}.npz"
-            with atomic_write(path, mode="wb", overwrite=overwrite) as handle:
-                np.savez_compressed(handle, **arrays)
-            written.append(path)
-        for name, table in self.tables.items():
-            path = out / f"{self.method}_{name}.tsv"
-            table.to_tsv(path, overwrite=overwrite)
-            written.append(path)
-        if self.motifs:
-            from interpkit.meme import write_meme
-
-            path = out / f"{self.method}.meme"
-            write_meme(path, self.motifs, overwrite=overwrite)
-            written.append(path)
-        with atomic_write(manifest, overwrite=overwrite) as handle:
-            handle.write(body)
-        return [*written, manifest]
+        return {f"{self.method}.npz": arrays} if arrays else {}
 
     def report_section(self, *, max_rows: int = 50) -> str:
         """An HTML fragment for the run report: parameters, warnings and tables.
@@ -219,27 +193,17 @@ class AttributionResult(Result):
                                  f"expected {(n, len(self.targets), 4, length)}.")
         object.__setattr__(self, "targets", tuple(int(t) for t in self.targets))
 
-    def write(self, out_dir: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
-        """Write as :meth:`Result.write`, plus tfmodisco-lite inputs.
+    def npz_files(self) -> dict[str, dict[str, np.ndarray]]:
+        """As :meth:`Result.npz_files`, plus tfmodisco-lite inputs.
 
         ``<method>_ohe.npz`` (one-hot, key ``arr_0``, (N, 4, L)) and, per explained output,
         ``<method>_hyp_<index>.npz`` (hypothetical scores, key ``arr_0``), so that
         ``modisco motifs -s <method>_ohe.npz -a <method>_hyp_<index>.npz`` runs on them.
         """
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        extra = {f"{self.method}_ohe.npz": self.arrays["one_hot"]}
+        files = super().npz_files()
+        files[f"{self.method}_ohe.npz"] = {"arr_0": self.arrays["one_hot"]}
         for k, target in enumerate(self.targets):
-            extra[f"{self.method}_hyp_{target}.npz"] = self.arrays["hypothetical"][:, k]
-        clash = [name for name in extra if (out / name).exists()]
-        if clash and not overwrite:
-            raise InputError(f"{out} already holds {', '.join(clash)}; choose another directory or pass "
-                             "overwrite=True (--force).")
-        files = super().write(out, overwrite=overwrite)
-        for name, array in extra.items():
-            with atomic_write(out / name, mode="wb", overwrite=overwrite) as handle:
-                np.savez_compressed(handle, arr_0=np.ascontiguousarray(array, dtype=np.float32))
-            files.insert(-1, out / name)
+            files[f"{self.method}_hyp_{target}.npz"] = {"arr_0": self.arrays["hypothetical"][:, k]}
         return files
 
     def top_windows(self, k: int, *, n: int = 3, width: int = 40) -> list[tuple[int, int]]:
@@ -270,3 +234,65 @@ class AttributionResult(Result):
                 parts.append(png_img(logo_png(window, kind="weight", title=f"{name} {start}-{start + 40}"), name))
         parts.append("</section>")
         return "".join(parts)
+
+
+def write_result(result: Result, out_dir: str | os.PathLike, npz: Mapping[str, Mapping[str, Any]],
+                 tables: Mapping[str, Table], *, overwrite: bool = False) -> list[Path]:
+    """Write ``result``'s files (see :meth:`Result.write`) with the given ``.npz`` contents and tables.
+
+    :meth:`Result.write` passes the result's own; a chunked run (:mod:`interpkit.chunks`) passes
+    arrays streamed from its chunk files (:class:`~interpkit._io.RowBlocks`) and the chunks'
+    tables joined. Files are checked before anything is written; if a write fails, the files
+    this call created are removed (files it replaced under ``overwrite`` stay replaced).
+
+    Returns
+    -------
+    list of Path
+        The files written, the JSON manifest last.
+
+    Raises
+    ------
+    InputError
+        If any of the files exists and ``overwrite`` is False (nothing is written).
+    OutOfSpaceError
+        If the disk fills.
+    """
+    from interpkit.meme import write_meme
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    planned = [*npz, *(f"{result.method}_{name}.tsv" for name in tables)]
+    planned += [f"{result.method}.meme"] if result.motifs else []
+    manifest = f"{result.method}.json"
+    main = npz.get(f"{result.method}.npz", {})
+    body = json.dumps({
+        "method": result.method,
+        "params": _jsonable(result.params),
+        "provenance": _jsonable(result.provenance),
+        "warnings": list(result.warnings),
+        "arrays": {k: {"shape": list(v.shape), "dtype": str(np.dtype(v.dtype))} for k, v in main.items()},
+        "files": planned,
+    }, indent=2, default=repr)
+    existing = [name for name in [*planned, manifest] if (out / name).exists()]
+    if existing and not overwrite:  # check everything before writing anything
+        raise InputError(f"{out} already holds {', '.join(existing)}; choose another directory or pass "
+                         "overwrite=True (--force).")
+    created: list[Path] = []
+    try:
+        for name, arrays in npz.items():
+            write_npz(out / name, arrays, overwrite=overwrite)
+            created.append(out / name)
+        for name, table in tables.items():
+            table.to_tsv(out / f"{result.method}_{name}.tsv", overwrite=overwrite)
+            created.append(out / f"{result.method}_{name}.tsv")
+        if result.motifs:
+            write_meme(out / f"{result.method}.meme", result.motifs, overwrite=overwrite)
+            created.append(out / f"{result.method}.meme")
+        with atomic_write(out / manifest, overwrite=overwrite) as handle:
+            handle.write(body)
+    except BaseException:
+        for path in created:
+            if path.name not in existing:
+                path.unlink(missing_ok=True)
+        raise
+    return [*created, out / manifest]

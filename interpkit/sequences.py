@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import itertools
 import numbers
 import os
+import re
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from interpkit.errors import InputError, InputTypeError, MissingFileError
+from interpkit.errors import InputError, InputTypeError, MissingFileError, first_line
 from interpkit.validation import check_one_hot, check_random_state, check_scalar
 
-__all__ = ["DNA", "RNA", "dinucleotide_shuffle", "one_hot_decode", "one_hot_encode", "open_genome", "read_bed_windows",
-           "iter_fasta", "read_fasta", "read_sequences", "reverse_complement", "shuffle"]
+__all__ = ["DNA", "RNA", "dinucleotide_shuffle", "iter_fasta", "one_hot_decode", "one_hot_encode", "open_genome",
+           "read_bed_windows", "read_fasta", "read_sequences", "reverse_complement", "shuffle"]
 
 DNA = "ACGT"
 RNA = "ACGU"
@@ -30,6 +33,7 @@ _IUPAC = "NRYSWKMBDHV"  # ambiguity codes, encoded as an all-zero column
 _COMPLEMENT = dict(zip("ACGTRYKMSWBDHVN", "TGCAYRMKSWVHDBN"))
 _FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
 _ACCEPTED = ", ".join([*(s + "[.gz]" for s in _FASTA_SUFFIXES), ".npy"])
+_INT = re.compile(r"[+-]?[0-9]+")  # a BED coordinate (int() alone also takes "1_000" and non-ASCII digits)
 
 
 def _check_alphabet(alphabet: Any) -> str:
@@ -106,8 +110,9 @@ def one_hot_encode(sequences: str | Sequence[str], *, alphabet: str = DNA, names
         i, pos = divmod(int(bad[0]), int(lengths[0]))
         char = seqs[i][pos]
         other = {"U": RNA, "T": DNA}.get(char.upper())
-        fix = f"it looks like {'RNA' if other == RNA else 'DNA'}, so pass alphabet={other!r}" if other \
-            else "remove the character or replace it with N"
+        kind, base, model = ("RNA", "T", "an RNA") if other == RNA else ("DNA", "U", "a DNA")
+        fix = f"it looks like {kind}, so pass alphabet={other!r} ({model} model) or replace {char.upper()} with " \
+            f"{base}" if other else "remove the character or replace it with N"
         raise InputError(f"sequence {label(i)} has {char!r} at position {pos + 1} (1-based), which is neither in "
                          f"the alphabet {alphabet!r} nor an IUPAC code ({_IUPAC}); {fix}.")
     return _from_symbols(codes.reshape(len(seqs), -1), dtype)
@@ -182,7 +187,7 @@ def _existing_file(path: Any, what: str) -> Path:
 
 
 def read_fasta(path: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """Read every record of a FASTA file, plain or ``.gz``, with Biopython's ``SeqIO`` (Cock et al. 2009).
+    """Read every record of a FASTA file, plain or ``.gz``, with Biopython's FASTA parser (Cock et al. 2009).
 
     Parameters
     ----------
@@ -194,7 +199,7 @@ def read_fasta(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     names : list of str
         Record identifiers (the header up to the first white space).
     sequences : list of str
-        Record sequences, case kept, line breaks removed.
+        Record sequences, case kept, white space (line breaks included) removed.
 
     Raises
     ------
@@ -202,7 +207,7 @@ def read_fasta(path: str | os.PathLike) -> tuple[list[str], list[str]]:
         If ``path`` does not exist.
     InputError
         If the file is not FASTA (its first non-blank line does not start with ">"), cannot be
-        decompressed or decoded, holds no records, or holds a record with an empty sequence.
+        decompressed or decoded as UTF-8, holds no records, or holds a record with an empty sequence.
     """
     records = list(iter_fasta(path))
     return [r[0] for r in records], [r[1] for r in records]
@@ -211,26 +216,33 @@ def read_fasta(path: str | os.PathLike) -> tuple[list[str], list[str]]:
 def iter_fasta(path: str | os.PathLike) -> Iterator[tuple[str, str]]:
     """The records of a FASTA file, plain or ``.gz``, one at a time: (name, sequence).
 
-    As :func:`read_fasta` (same checks, same errors), but reading the file as it goes, so that
-    memory does not grow with the number of records.
+    As :func:`read_fasta` (same checks), but reading the file as it goes, so that memory does not
+    grow with the number of records.
+
+    Raises
+    ------
+    MissingFileError
+        If ``path`` does not exist.
+    InputError
+        As :func:`read_fasta`; an error in a later record comes once the earlier ones were yielded.
     """
-    from Bio import SeqIO
+    from Bio.SeqIO.FastaIO import SimpleFastaParser
 
     path = _existing_file(path, "FASTA")
     try:
-        with (gzip.open if path.suffix.lower() == ".gz" else open)(path, "rt") as handle:
-            first = next((line for line in handle if line.strip()), "")
+        with (gzip.open if path.suffix.lower() == ".gz" else open)(path, "rt", encoding="utf-8") as handle:
+            first = next((line for line in handle if line.strip()), "")  # blank lines before it are skipped
             if not first.startswith(">"):
                 what = f"its first line {first[:40].strip()!r} does not start with '>'" if first else "no records"
                 raise InputError(f"FASTA file {path} is not FASTA: {what}; pass a FASTA file (or a .npy "
                                  "one-hot array).")
-            handle.seek(0)
-            for record in SeqIO.parse(handle, "fasta"):
-                if not len(record.seq):
-                    raise InputError(f"FASTA file {path}: record {record.id!r} has an empty sequence; "
+            for title, seq in SimpleFastaParser(itertools.chain([first], handle)):
+                name, seq = (title.split(None, 1) or [""])[0], "".join(seq.split())  # as SeqIO's "fasta"
+                if not seq:
+                    raise InputError(f"FASTA file {path}: record {name!r} has an empty sequence; "
                                      "remove the record.")
-                yield record.id, str(record.seq)
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+                yield name, seq
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         raise InputError(f"FASTA file {path} could not be read as FASTA text ({exc}); "
                          "pass a plain or gzip-compressed FASTA file.") from None
 
@@ -260,48 +272,120 @@ def read_sequences(path: str | os.PathLike, *, alphabet: str = DNA,
     MissingFileError
         If ``path`` does not exist.
     InputError
-        If the suffix is not one of those above, the content is not valid FASTA or one-hot,
-        or a record (the first one is named) is not ``length`` bp.
+        If the suffix is not one of those above, the content is not valid FASTA or one-hot, a
+        record holds a character outside ``alphabet`` and the IUPAC codes, or a record is not
+        ``length`` bp (with ``length`` None: not the first record's length). The message names
+        the file and the first such record.
+    """
+    chunks = list(iter_sequences(path, alphabet=alphabet, length=length))
+    names = [name for chunk_names, _ in chunks for name in chunk_names]
+    return names, chunks[0][1] if len(chunks) == 1 else np.concatenate([X for _, X in chunks])
+
+
+def iter_sequences(path: str | os.PathLike, *, alphabet: str = DNA, length: int | None = None,
+                   chunk_size: int | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
+    """Read FASTA or ``.npy`` sequences in chunks: as :func:`read_sequences` (same checks, same
+    errors), but ``chunk_size`` records at a time, so that memory does not grow with the file.
+
+    Parameters
+    ----------
+    path, alphabet, length
+        As :func:`read_sequences`.
+    chunk_size : int or None
+        Records per chunk (the last may be shorter); None reads the whole file as one chunk.
+        Default is None.
+
+    Yields
+    ------
+    names : list of str
+    X : ndarray of shape (n, 4, L), float32
+        One chunk; a ``.npy`` file is memory-mapped and read a chunk at a time.
+
+    Raises
+    ------
+    MissingFileError, InputError
+        As :func:`read_sequences`; an error in a later chunk comes once the earlier chunks were
+        yielded.
     """
     path = _existing_file(path, "sequence")
     if length is not None:
         check_scalar(length, "length", int, min_val=1)
+    if chunk_size is not None:
+        check_scalar(chunk_size, "chunk_size", int, min_val=1)
     suffixes = ["", "", *(s.lower() for s in path.suffixes)]
     gz = suffixes[-1] == ".gz"
     kind = suffixes[-2] if gz else suffixes[-1]
     if kind == ".npy" and not gz:
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise InputError(f"sequence file {path} is not a readable .npy array ({exc}).") from None
-        X = check_one_hot(arr, str(path))
-        names, lengths = [f"seq{i}" for i in range(len(X))], [X.shape[2]] * len(X)
+        yield from _npy_chunks(path, length, chunk_size)
     elif kind in _FASTA_SUFFIXES:
-        names, seqs = read_fasta(path)
-        lengths = [len(s) for s in seqs]
+        records = iter_fasta(path)
+        first = None
+        while chunk := list(itertools.islice(records, chunk_size)):
+            names = [name for name, _ in chunk]
+            first = first or (names[0], len(chunk[0][1]))
+            _check_lengths(path, names, [len(seq) for _, seq in chunk], length, first)
+            try:
+                yield names, one_hot_encode([seq for _, seq in chunk], alphabet=alphabet, names=names)
+            except InputError as exc:
+                raise InputError(f"sequence file {path}: {exc}") from None
     else:
         raise InputError(f"sequence file {path} has an unknown suffix; accepted are {_ACCEPTED}.")
-    wrong = next((i for i, n in enumerate(lengths) if length is not None and n != length), None)
+
+
+def _npy_chunks(path: Path, length: int | None, chunk_size: int | None) -> Iterator[tuple[list[str], np.ndarray]]:
+    try:  # memory-mapped, so a damaged header cannot make numpy allocate what the file does not hold
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - numpy raises many types (SyntaxError, TokenError, ...) on damage
+        raise InputError(f"sequence file {path} is not a readable .npy array ({first_line(exc)}); pass an "
+                         "array saved with numpy.save, shape (N, 4, L).") from None
+    if arr.ndim != 3 or not len(arr):
+        check_one_hot(np.array(arr), str(path))  # its message names the shape problem
+    size = chunk_size or len(arr)
+    for start in range(0, len(arr), size):
+        X = check_one_hot(np.array(arr[start:start + size]), str(path))
+        names = [f"seq{i}" for i in range(start, start + len(X))]
+        _check_lengths(path, names, [X.shape[2]] * len(X), length, (names[0], X.shape[2]))
+        yield names, X
+
+
+def _check_lengths(path: Path, names: list[str], lengths: list[int], length: int | None,
+                   first: tuple[str, int]) -> None:
+    """One length for every record: ``length``, or (None) the file's first record's."""
+    where = f"sequence file {path}"
+    windows = "or write a FASTA of windows of that length (e.g. with interpkit.read_bed_windows)"
+    wrong = next((i for i, n in enumerate(lengths) if n != (first[1] if length is None else length)), None)
+    if wrong is not None and length is not None:
+        raise InputError(f"{where}: record {names[wrong]!r} is {lengths[wrong]} bp but length={length} bp is "
+                         f"required; centre-crop longer records and pad shorter ones with N to {length} bp, {windows}.")
     if wrong is not None:
-        raise InputError(f"{path}: record {names[wrong]!r} is {lengths[wrong]} bp but length={length} bp is "
-                         "required; cut the sequences to that length or use read_bed_windows.")
-    return names, (X if kind == ".npy" else one_hot_encode(seqs, alphabet=alphabet, names=names))
+        raise InputError(f"{where}: record {names[wrong]!r} is {lengths[wrong]} bp but the first record "
+                         f"{first[0]!r} is {first[1]} bp; one-hot input needs one length, so centre-crop or pad the "
+                         f"records with N to one length, {windows}.")
 
 
 def _parse_bed(bed: Path) -> list[tuple[int, str, int, int, str, bool]]:
     """BED lines -> (1-based line number, chrom, start, end, name, minus strand)."""
     rows = []
-    with open(bed) as handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip() or line.startswith(("#", "track", "browser")):
-                continue
-            cols = line.rstrip("\r\n").split("\t") if "\t" in line else line.split()
+    with open(bed, "rb") as handle:
+        for lineno, raw in enumerate(handle, 1):
             where = f"BED file {bed} line {lineno}"
             try:
-                chrom, start, end = cols[0], int(cols[1]), int(cols[2])
-            except (IndexError, ValueError):
-                raise InputError(f"{where} is {line.strip()[:60]!r} but must start with chrom, start, end "
-                                 "(integers, tab-separated); fix or remove the line.") from None
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(f"{where} is not text ({raw[:20]!r}); pass a plain-text BED file (decompress a "
+                                 ".bed.gz first).") from None
+            if not line.strip() or line.startswith(("#", "track", "browser")):
+                continue
+            cols = [c.strip() for c in line.split("\t")] if "\t" in line else line.split()
+            shown = f"{line.strip()[:60]!r} but must start with chrom, start, end (tab-separated)"
+            if len(cols) < 3 or not cols[0]:
+                raise InputError(f"{where} is {shown}; fix or remove the line.")
+            bad = next((f"{what} {c!r}" for what, c in (("start", cols[1]), ("end", cols[2])) if not _INT.fullmatch(c)),
+                       None)
+            if bad:
+                raise InputError(f"{where} is {shown}: its {bad} is not an integer (BED is 0-based, half-open, in "
+                                 "bp); fix or remove the line.")
+            chrom, start, end = cols[0], int(cols[1]), int(cols[2])
             if start < 0 or end <= start:
                 raise InputError(f"{where} has start={start}, end={end}; BED needs 0 <= start < end "
                                  "(0-based, half-open); fix the coordinates.")
@@ -382,10 +466,11 @@ def read_bed_windows(bed: str | os.PathLike, genome: str | os.PathLike, *, lengt
     MissingFileError
         If ``bed`` or ``genome`` does not exist.
     InputError
-        If the BED holds no intervals or a line is malformed (fewer than 3 columns, non-integer
-        coordinates, end <= start), names a chromosome the genome lacks, or its window runs below
-        0 or past the chromosome end (the message names the BED file and 1-based line); or if the
-        genome cannot be indexed.
+        If the BED holds no intervals or a line is malformed (not UTF-8 text, fewer than 3 columns,
+        non-integer coordinates, start < 0 or end <= start), names a chromosome the genome lacks,
+        ends past the chromosome's end, or its window runs below 0 or past the chromosome end (the
+        message names the BED file and 1-based line); if the genome cannot be indexed; or if a
+        window holds a letter outside ``alphabet`` and the IUPAC codes.
     """
     check_scalar(length, "length", int, min_val=1)
     bed, genome = _existing_file(bed, "BED"), _existing_file(genome, "genome")
@@ -400,12 +485,19 @@ def read_bed_windows(bed: str | os.PathLike, genome: str | os.PathLike, *, lengt
                                  f"{', '.join(known[:5])}{', ...' if len(known) > 5 else ''}; "
                                  "use the genome's chromosome names.")
             lo, size = (start + end) // 2 - length // 2, len(fasta[chrom])
+            if end > size:
+                raise InputError(f"{where}: the interval {chrom}:{start}-{end} ends past the end of {chrom} "
+                                 f"({size} bp in genome {genome}); the BED may be for another assembly, so fix the "
+                                 "interval or pass the matching genome.")
             if lo < 0 or lo + length > size:
                 raise InputError(f"{where}: the {length} bp window {chrom}:{lo}-{lo + length} runs off "
                                  f"{chrom} (0-{size}); remove the interval or use a smaller length.")
             seqs.append(fasta[chrom][lo:lo + length])
     names = [r[4] for r in rows]
-    X = one_hot_encode(seqs, alphabet=alphabet, names=names)
+    try:
+        X = one_hot_encode(seqs, alphabet=alphabet, names=names)
+    except InputError as exc:
+        raise InputError(f"genome {genome}, windows of BED file {bed}: {exc}") from None
     minus = np.array([r[5] for r in rows])
     X[minus] = X[minus, ::-1, ::-1]
     return names, X

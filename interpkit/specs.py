@@ -55,7 +55,7 @@ RESERVED_PARAMS = frozenset({"model", "X", "names", "registry", "method", "seque
 #: Keywords ``interpkit.train`` and ``interpkit train`` use for the data, the splits and the output.
 TRAIN_RESERVED = frozenset({"data", "train", "valid", "test", "targets", "negatives", "bed", "genome", "length",
                             "alphabet", "task", "n_negatives", "normalise", "random_state", "out", "force",
-                            "overwrite"})
+                            "overwrite", "resume"})
 
 
 def _check_name(kind: str, name: Any) -> None:
@@ -98,6 +98,13 @@ class MethodSpec:
         from; ``interpkit run`` sets it to ``OUT/checkpoints`` unless given, and accepts an output
         directory that holds only that folder, so rerunning an interrupted command resumes it.
         Default is None.
+    per_sequence : bool
+        Each sequence's outputs depend only on that sequence (random draws are seeded by its index:
+        the function takes the keyword ``start_index``, the index of ``X[0]`` in the whole run), and
+        the result holds only arrays with the sequences on axis 0 (no tables, no motifs). ``interpkit
+        run`` then splits a long run into chunks, writes each finished chunk to disk and resumes an
+        interrupted run with ``--resume``, in memory that does not grow with the number of sequences
+        (:mod:`interpkit.chunks`). Default is False.
     explain : callable, str or None
         How ``interpkit explain`` runs the method: ``explain(model, context) -> dict | str``, the
         options to run with or a one-line reason to skip it (shown in the report); ``context`` is an
@@ -117,6 +124,7 @@ class MethodSpec:
     source: str = ""
     needs_sequences: bool = True
     checkpoint_param: str | None = None
+    per_sequence: bool = False
     explain: Callable | str | None = None
     explain_order: int = 100
 
@@ -219,7 +227,9 @@ class ModelSpec:
         For architectures that can be trained here: ``train(train, valid, test, *, out, **options)
         -> TrainingResult`` with the splits as :class:`~interpkit.datasets.LabelledSequences`
         (``test`` may be None); it writes the best checkpoint into ``out`` (see
-        :func:`interpkit.train`). Default is None (not trainable).
+        :func:`interpkit.train`). A trainer that can continue an interrupted run takes the keyword
+        ``resume: bool`` (``--resume``), keeping its state in ``out/train_state.pt``, which the core
+        deletes once every output is written. Default is None (not trainable).
     train_params : tuple of Param
         The training options (hyper-parameters and optimiser settings); ``interpkit train NAME``
         is generated from them. Names must be unique and not in :data:`RESERVED_PARAMS`.

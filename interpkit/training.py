@@ -4,6 +4,11 @@ The core reads and splits the data (:mod:`interpkit.datasets`) and checks the op
 architecture's plugin (``ModelSpec.train``) runs the framework's training loop and writes the best
 checkpoint, ``model.pth``, with ``model.json`` beside it (architecture, hyper-parameters, targets,
 metrics), so that ``interpkit.load("OUT/model.pth")`` finds the architecture by itself.
+
+A trainer that can resume keeps the state of an unfinished run in ``OUT/train_state.pt``
+(:data:`RESUME_STATE`), rewritten atomically after every finished epoch; ``train(..., resume=True)``
+(``interpkit train ... --resume``) continues from it and gives the same outputs as a run that was never
+interrupted. The file is removed once the run's outputs are all written, so it marks an interrupted run.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from interpkit.errors import InputError, PluginError
+from interpkit.errors import CapabilityError, InputError, PluginError
 from interpkit.results import Result, png_img
 from interpkit.validation import check_choice, check_scalar
 
@@ -26,13 +31,16 @@ if TYPE_CHECKING:
     from interpkit.datasets import LabelledSequences
     from interpkit.plugins import Registry
 
-__all__ = ["MONITORS", "TASKS", "TrainingResult", "evaluate", "monitored", "read_sidecar", "sidecar_path", "train"]
+__all__ = ["MONITORS", "RESUME_STATE", "TASKS", "TrainingResult", "evaluate", "monitored", "read_sidecar",
+           "sidecar_path", "train"]
 
 #: What the targets are: one 0/1 target, several 0/1 targets, or real values.
 TASKS = ("binary", "multilabel", "regression")
 #: Validation metrics that can drive early stopping, by task family.
 MONITORS = {"binary": ("auprc", "auroc", "loss"), "multilabel": ("auprc", "auroc", "loss"),
             "regression": ("pearson", "loss")}
+#: The file in OUT where a trainer keeps an unfinished run's state (removed when the run is complete).
+RESUME_STATE = "train_state.pt"
 
 
 def evaluate(y_true: Any, y_pred: Any, task: str) -> dict[str, Any]:
@@ -200,6 +208,36 @@ def _splits(data: Any, valid: float, test: float, random_state: int) -> tuple[An
                      f"(interpkit.datasets.read_labelled); got {type(data).__name__}.")
 
 
+def _check_out(out: str | os.PathLike, *, force: bool, resume: bool) -> Path:
+    """Check, creating nothing, that ``out`` may receive a new run (empty, or ``force``) or holds one to resume."""
+    from interpkit._io import check_out_dir
+
+    out, state = Path(out), Path(out) / RESUME_STATE
+    if resume and force:
+        raise InputError("--resume continues the run in --out and --force starts it over; pass only one of them.")
+    if resume:
+        if not state.is_file():
+            what = "a finished training run" if (out / "train.json").is_file() else "no interrupted training run"
+            raise InputError(f"--resume: {out} holds {what} (no {RESUME_STATE}), so there is nothing to resume; "
+                             "drop --resume, or choose another --out.")
+        return out
+    if state.is_file() and not force:
+        raise InputError(f"{out} holds an interrupted training run ({RESUME_STATE}); pass --resume to continue it "
+                         "or --force to start it over.")
+    return check_out_dir(out, force=force)
+
+
+def _accepts(func: Any, name: str) -> bool:
+    """Whether ``func`` takes the keyword ``name`` (by name or through ``**kwargs``)."""
+    import inspect
+
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in params)
+
+
 def train(
     arch: str,
     data: LabelledSequences | tuple[LabelledSequences, ...],
@@ -209,6 +247,7 @@ def train(
     test: float | None = None,
     random_state: int = 0,
     force: bool = False,
+    resume: bool = False,
     registry: Registry | None = None,
     **options: Any,
 ) -> TrainingResult:
@@ -235,7 +274,13 @@ def train(
     random_state : int
         Seed of the split, the weight initialisation and the batch order. Default is 0.
     force : bool
-        Write into a non-empty ``out`` (files of the same names are replaced). Default is False.
+        Write into a non-empty ``out`` (files of the same names are replaced), and start over a run
+        that was interrupted there. Default is False.
+    resume : bool
+        Continue the interrupted run in ``out`` from its last finished epoch (``out/train_state.pt``,
+        written after every epoch and removed when the run is complete). Give the same data and
+        options: the outputs are then identical to those of an uninterrupted run (same weights,
+        bit for bit, on the same machine). Default is False.
     registry : Registry or None
         Default is None (the installed plugins).
     **options
@@ -244,20 +289,26 @@ def train(
     Returns
     -------
     TrainingResult
-        Its ``checkpoint`` is the path of ``model.pth``.
+        Its ``checkpoint`` is the path of ``model.pth``. A resumed run's ``provenance`` lists the
+        epochs after which it was resumed (``resumed_after_epochs``).
 
     Raises
     ------
     PluginError
         If ``arch`` is unknown or cannot be trained, or its trainer fails with an error that is
         not an interpkit error.
+    CapabilityError
+        If ``resume`` and the architecture's trainer cannot resume.
     InputError
-        For bad data, splits or options, or an output directory that is not empty.
+        For bad data, splits or options; an output directory that is not empty, or that holds an
+        interrupted run while neither ``resume`` nor ``force`` is given; ``resume`` with no
+        interrupted run in ``out``, or with ``force``, or with data or options other than the
+        interrupted run's.
     """
     import dataclasses
 
     from interpkit import __version__
-    from interpkit._io import check_out_dir, prepare_out_dir
+    from interpkit._io import prepare_out_dir, remove_partials
     from interpkit.datasets import LabelledSequences
     from interpkit.errors import InterpkitError
     from interpkit.params import bind_params
@@ -272,12 +323,21 @@ def train(
     valid = 0.1 if valid is None else check_scalar(valid, "valid", float, min_val=0.0, max_val=1.0)
     test = 0.1 if test is None else check_scalar(test, "test", float, min_val=0.0, max_val=1.0)
     params = bind_params(f"train {arch}", spec.train_params, options)
-    check_out_dir(out, force=force)
-    parts = _splits(data, valid, test, random_state)
-    out = prepare_out_dir(out, force=force)
+    _check_out(out, force=force, resume=resume)
     plugin = registry.plugin_of("models", arch)
+    if resume and not _accepts(trainer, "resume"):
+        raise CapabilityError(f"the trainer of {arch!r} (plugin {plugin.name} {plugin.version}) cannot resume a run; "
+                              "pass --force to start it over.")
+    parts = _splits(data, valid, test, random_state)
+    if resume:
+        out = Path(out)
+        remove_partials(out)  # temporary files of writes the interruption cut short
+    else:
+        out = prepare_out_dir(out, force=force)
+        (out / RESUME_STATE).unlink(missing_ok=True)  # --force: the interrupted run is started over
     try:
-        result = trainer(*parts, out=out, random_state=random_state, overwrite=force, **params)
+        result = trainer(*parts, out=out, random_state=random_state, overwrite=force or resume,
+                         **({"resume": True} if resume else {}), **params)
     except InterpkitError:
         raise
     except Exception as exc:
@@ -291,5 +351,6 @@ def train(
     result = dataclasses.replace(result, params={"arch": arch, "random_state": random_state, "valid": valid,
                                                  "test": test, "sizes": sizes, **params, **result.params},
                                  provenance=provenance)
-    result.write(out, overwrite=force)
+    result.write(out, overwrite=force or resume)
+    (out / RESUME_STATE).unlink(missing_ok=True)  # every output is written: the run is complete
     return result

@@ -17,6 +17,7 @@ from interpkit.errors import InputError, InputTypeError
 
 __all__ = [
     "check_choice",
+    "check_finite_outputs",
     "check_matrix",
     "check_one_hot",
     "check_random_state",
@@ -270,3 +271,55 @@ def check_index(index: Any, name: str, size: int | None, *, labels: Sequence[str
         where = f"[0, {size - 1}]" if size is not None else ">= 0"
         raise InputError(f"{name} == {index!r}, must be an int in {where}{names}.")
     return int(index)
+
+
+def _listed(indices: Sequence[int], show: int = 5) -> str:
+    return ", ".join(map(str, indices[:show])) + (", ..." if len(indices) > show else "")
+
+
+def check_finite_outputs(values: np.ndarray, model: str, output_names: Sequence[str], *,
+                         target: int | None = None) -> np.ndarray:
+    """Refuse NaN or infinite model outputs (or input gradients) instead of passing them on silently.
+
+    Parameters
+    ----------
+    values : ndarray of shape (N, T), or (N, 4, L) with ``target``
+        Predictions of N sequences, or the gradient of output ``target`` for each.
+    model : str
+        The model's name, for the message.
+    output_names : sequence of str
+        The model's output names (T of them).
+    target : int or None
+        The output whose gradient ``values`` holds. Default is None (``values`` are predictions).
+
+    Returns
+    -------
+    ndarray
+        ``values`` itself, when every value is finite.
+
+    Raises
+    ------
+    InputError
+        Naming the first output with a non-finite value, what it is (NaN, inf, -inf), the
+        0-based indices of the sequences concerned, and what to check.
+    """
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return values
+    if target is None:
+        columns = np.flatnonzero(bad.any(axis=0))
+        target, rows = int(columns[0]), np.flatnonzero(bad[:, columns[0]])
+        value = values[rows[0], target]
+        what = f"model {model}'s output {target}"
+        others = f"; {len(columns)} outputs are affected ({_listed(columns.tolist())})" if len(columns) > 1 else ""
+    else:
+        rows = np.flatnonzero(bad.reshape(len(values), -1).any(axis=1))
+        value = values[rows[0]][bad[rows[0]]][0]
+        what, others = f"the gradient of model {model}'s output {target}", ""
+    kind = "NaN" if np.isnan(value) else "inf" if value > 0 else "-inf"
+    label = f" ({output_names[target]!r})" if target < len(output_names) else ""
+    raise InputError(
+        f"{what}{label} is {kind} for sequence(s) {_listed(rows.tolist())} ({len(rows)} of {len(values)}){others}; "
+        "results built on it would be meaningless. Check the checkpoint's weights for NaN/inf (a damaged file or "
+        "diverged training) and the model's arithmetic on these sequences (e.g. the log of a negative number)."
+    )

@@ -5,17 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
 def run_cli(args: Sequence[str | os.PathLike], *, env: dict[str, str] | None = None, timeout: float = 300,
-            cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
-    """``python -m interpkit ARGS`` in a fresh process; text stdout/stderr captured."""
+            cwd: str | os.PathLike | None = None, preexec_fn: Callable[[], None] | None = None,
+            ) -> subprocess.CompletedProcess:
+    """``python -m interpkit ARGS`` in a fresh process (``preexec_fn`` runs in it first, e.g. to set
+    resource limits); text stdout/stderr captured."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("INTERPKIT_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "interpkit", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "interpkit", *map(str, args)], check=False, capture_output=True,
+                          text=True, env=full_env, timeout=timeout, cwd=cwd, preexec_fn=preexec_fn)
 
 
 def cli_error(args: Sequence[str | os.PathLike], *messages: str, **kwargs) -> str:

@@ -225,7 +225,7 @@ def test_modules_pickle_without_lambdas(basset_state):
         ("absent", interpkit.MissingFileError, "does not exist"),
         (b"\x00corrupt", InputError, "could not be read as a PyTorch checkpoint"),
         (["a", "list"], InputError, "not a state_dict"),
-        ("module", InputError, "holds a pickle with an object of class"),
+        ("module", InputError, r"holds a pickle of Python objects \(torch.nn.modules.linear.Linear"),
         ({}, InputError, "not a state_dict"),
         (42, InputTypeError, "takes a checkpoint path"),
         ("deepsea", InputError, "missing keys: 0.weight"),

@@ -253,7 +253,7 @@ def test_task_override_errors(small, tmp_path):
 
 @pytest.mark.parametrize(("rows", "match"), [
     ([("id", "a"), ("s1", 1), ("s2", 0)], r"has no row for 3 of the 5 sequences \(first: 's3', 's4', 's5'\)"),
-    ([("id", "a")] + [(f"s{i}", 1) for i in range(1, 7)], r"1 rows whose name matches no sequence \(first: 's6'\)"),
+    ([("id", "a")] + [(f"s{i}", 1) for i in range(1, 7)], r"line 7: row 's6' matches no sequence \(1 of 6 rows match none\)"),
     ([("id",), ("s1",)], r"header with 1 column \('id'\).*then one column per target"),
     ([("s1", "1")], "looks like data, not a header"),
     ([("id", "a", "a")], "empty or repeated target names"),

@@ -285,7 +285,9 @@ def test_cli_resumes_in_its_output_directory(demo1, shared, tmp_path):
     out = tmp_path / "nm"
     first = neuronmotif(demo1, layer="conv1d_1", neurons="0", checkpoint_dir=out / "checkpoints")  # "killed" after 0
     args = ["run", "neuronmotif", str(shared / DEMOS / "demo1" / "weight.hdf5"), "--layer", "conv1d_1", "-o", str(out)]
-    assert main(args) == 0  # a folder holding only checkpoints is an interrupted run, not someone's files
+    assert main(args) == 2  # an interrupted run is continued only when asked
+    assert main([*args, "--resume"]) == 0
+    assert not (out / "checkpoints").exists()  # finished: nothing left to resume
     arrays = np.load(out / "neuronmotif.npz")
     assert arrays["neurons"].tolist() == [0, 1, 2] and arrays["samples"].tolist() == [899, 903, 435]
     np.testing.assert_array_equal(arrays["crm_ppm"][0], first.arrays["crm_ppm"][0])

@@ -200,7 +200,7 @@ def test_read_sequences_raises(ctcf_fasta, tmp_path):
     (tmp_path / "mixed.fa").write_text(">a\nACGT\n>b\nACG\n")
     with pytest.raises(InputError, match="record 'b' is 3 bp but length=4"):
         read_sequences(tmp_path / "mixed.fa", length=4)
-    with pytest.raises(InputError, match="sequence 'a' has 4 bp but sequence 'b' has 3 bp"):
+    with pytest.raises(InputError, match=r"mixed.fa: record 'b' is 3 bp but the first record 'a' is 4 bp"):
         read_sequences(tmp_path / "mixed.fa")
     np.save(tmp_path / "bad.npy", np.ones((2, 4, 5)))
     with pytest.raises(InputError, match="at most one 1"):

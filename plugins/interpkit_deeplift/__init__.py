@@ -28,6 +28,7 @@ def register_methods() -> list[MethodSpec]:
                     "PyTorch form (PyTorch, ONNX, Keras).",
             requires=frozenset({Capability.PREDICT, Capability.TORCH_FUNCTION}),
             params=(TARGETS, N_REFERENCES, RANDOM_STATE, DL_BATCH_SIZE, WARNING_THRESHOLD, VERBOSE),
+            per_sequence=True,  # interpkit run: in chunks on disk, resumable
             source="Shrikumar, Greenside & Kundaje (2017) ICML, rescale rule (sec. 3.5.1), summation-to-delta "
                    "(eq. 1); references averaged as DeepSHAP (Lundberg & Lee 2017); hypothetical contributions "
                    "as TF-MoDISco (Shrikumar et al. 2018).",

@@ -21,7 +21,7 @@ from interpkit.predictor import Capability, Predictor, capabilities_of
 from interpkit.progress import batch_slices
 from interpkit.results import AttributionResult
 from interpkit.sequences import dinucleotide_shuffle
-from interpkit.validation import check_one_hot, check_scalar
+from interpkit.validation import check_finite_outputs, check_one_hot, check_scalar
 
 __all__ = ["deeplift", "deeplift_from_references", "deeplift_references"]
 
@@ -42,12 +42,13 @@ def _references(X: np.ndarray, start: int, n_references: int, random_state: int)
                      for i, x in enumerate(X)]) if len(X) else np.zeros((0, n_references, *X.shape[1:]), np.float32)
 
 
-def deeplift_references(X: Any, *, n_references: int = 20, random_state: int = 0) -> np.ndarray:
+def deeplift_references(X: Any, *, n_references: int = 20, random_state: int = 0,
+                         start_index: int = 0) -> np.ndarray:
     """The references :func:`deeplift` uses: dinucleotide shuffles of each sequence.
 
     Sequence i's shuffles come from :func:`interpkit.sequences.dinucleotide_shuffle` seeded with a
-    seed derived from ``(random_state, i)`` only, so they do not depend on the batch size or on
-    the other sequences.
+    seed derived from ``(random_state, start_index + i)`` only, so they do not depend on the batch
+    size, the thread count or the other sequences.
 
     Parameters
     ----------
@@ -57,6 +58,8 @@ def deeplift_references(X: Any, *, n_references: int = 20, random_state: int = 0
         Shuffles per sequence, >= 1. Default is 20.
     random_state : int
         Seed, >= 0. Default is 0.
+    start_index : int
+        The index of ``X[0]`` in the whole run, >= 0 (see :func:`deeplift`). Default is 0.
 
     Returns
     -------
@@ -71,7 +74,8 @@ def deeplift_references(X: Any, *, n_references: int = 20, random_state: int = 0
     X = check_one_hot(X, "X")
     n_references = check_scalar(n_references, "n_references", int, min_val=1)
     random_state = check_scalar(random_state, "random_state", int, min_val=0)
-    return _references(X, 0, n_references, random_state)
+    start_index = check_scalar(start_index, "start_index", int, min_val=0)
+    return _references(X, start_index, n_references, random_state)
 
 
 def _model_with_torch_function(model: Any) -> Predictor:
@@ -113,6 +117,7 @@ def deeplift(
     target: Any = None,
     n_references: int = 20,
     random_state: int = 0,
+    start_index: int = 0,
     batch_size: int | None = None,
     warning_threshold: float = 1e-3,
     verbose: bool = False,
@@ -154,8 +159,13 @@ def deeplift(
     n_references : int
         Dinucleotide shuffles per sequence, >= 1. Default is 20.
     random_state : int
-        Seed of the shuffles, >= 0; sequence i's references depend only on it and i.
+        Seed of the shuffles, >= 0; sequence i's references depend only on it and
+        ``start_index + i``, never on the batch size, the thread count or the other sequences.
         Default is 0.
+    start_index : int
+        The index of ``X[0]`` in the whole run, >= 0: sequence i's references are seeded by
+        ``(random_state, start_index + i)``, so a run split into chunks (rows a..b given with
+        ``start_index=a``) equals the unsplit run. Default is 0.
     batch_size : int or None
         Sequences per pass (each pass runs batch_size sequences, then their batch_size x
         n_references references with the rules). None chooses it: about 80 references per pass
@@ -204,10 +214,11 @@ def deeplift(
     """
     n_references = check_scalar(n_references, "n_references", int, min_val=1)
     random_state = check_scalar(random_state, "random_state", int, min_val=0)
+    start_index = check_scalar(start_index, "start_index", int, min_val=0)
     model, X, targets, batch_size, warning_threshold = _check_options(model, X, target, batch_size,
                                                                       warning_threshold, verbose)
-    result = _deeplift(model, X, lambda start, xs: _references(xs, start, n_references, random_state),
-                       n_references, targets, batch_size, warning_threshold, verbose)
+    result = _deeplift(model, X, lambda start, xs: _references(xs, start_index + start, n_references, random_state),
+                       n_references, targets, batch_size, warning_threshold, verbose, first=start_index)
     params = {"target": target, "n_references": n_references, "random_state": random_state,
               "batch_size": batch_size, "warning_threshold": warning_threshold}
     return _with_params(result, params)
@@ -263,7 +274,7 @@ def _with_params(result: AttributionResult, params: dict) -> AttributionResult:
 
 
 def _deeplift(model: Predictor, X: np.ndarray, refs_of: Any, n_refs: int, targets: tuple[int, ...],
-              batch_size: int | None, warning_threshold: float, verbose: bool) -> AttributionResult:
+              batch_size: int | None, warning_threshold: float, verbose: bool, first: int = 0) -> AttributionResult:
     import torch
 
     from interpkit_deeplift.rescale import bytes_per_row, check_pairing, paired_graph
@@ -272,6 +283,7 @@ def _deeplift(model: Predictor, X: np.ndarray, refs_of: Any, n_refs: int, target
     K = len(targets)
     hyp = np.zeros((N, K, 4, L), dtype=np.float32)
     delta = np.zeros((N, K, n_refs), dtype=np.float32)
+    y_pred: list[np.ndarray] = []  # f(x) per batch, checked finite
     unruled: list[str] = []
     notes: list[str] = []
     with model.torch_function() as fn:
@@ -302,6 +314,7 @@ def _deeplift(model: Predictor, X: np.ndarray, refs_of: Any, n_refs: int, target
             graph = paired_graph(fn.forward, tensor(xs), tensor(rp))
             unruled.extend(graph.unruled)
             y_seq = graph.y_seq.double().cpu().numpy()
+            y_pred.append(y_seq)
             if fn.source == "translation":
                 _check_translation(model, xs, y_seq, targets)
             y_diff = np.repeat(y_seq, n_refs, axis=0) - graph.y_ref.double().cpu().numpy()  # (P, T)
@@ -311,6 +324,7 @@ def _deeplift(model: Predictor, X: np.ndarray, refs_of: Any, n_refs: int, target
                 delta[sl, k] = np.abs(y_diff[:, t] - (diff * m).sum(axis=(1, 2))).reshape(b, n_refs)
                 h = m - (rp * m).sum(axis=1, keepdims=True)
                 hyp[sl, k] = h.reshape(b, n_refs, 4, L).mean(axis=1)
+    check_finite_outputs(np.concatenate(y_pred), model.name, model.output_names)
     if unruled:
         names = ", ".join(sorted(set(unruled)))
         notes.append(f"model {model.name} computes nonlinear functions without a DeepLIFT rule ({names}); there "
@@ -322,7 +336,7 @@ def _deeplift(model: Predictor, X: np.ndarray, refs_of: Any, n_refs: int, target
     worst = float(delta.max())
     if not math.isfinite(worst) or worst > warning_threshold:
         i, k, j = np.unravel_index(int(np.nanargmax(delta)) if math.isfinite(worst) else 0, delta.shape)
-        notes.append(f"DeepLIFT convergence deltas reach {worst:.3g} (sequence {i}, output {targets[k]}, reference "
+        notes.append(f"DeepLIFT convergence deltas reach {worst:.3g} (sequence {first + i}, output {targets[k]}, reference "
                      f"{j}), above warning_threshold={warning_threshold:g}: the contributions do not sum to "
                      "f(x) - f(reference). A nonlinearity without a DeepLIFT rule is the usual cause; explain "
                      "logits rather than probabilities, and check the model's activations.")

@@ -9,7 +9,7 @@ from typing import Any
 from interpkit_torch.checkpoint import checkpoint_info, load_strict, read_state_dict
 
 from interpkit.errors import InputError
-from interpkit.training import read_sidecar
+from interpkit.training import read_sidecar, sidecar_path
 from interpkit.validation import check_scalar
 
 __all__ = ["infer_hyperparameters", "load", "load_module"]
@@ -105,8 +105,7 @@ def load_module(source: Any, *, length: int | None = None, pool_size: int | None
     """
     from interpkit_explainn.architecture import ExplaiNN
 
-    record = read_sidecar(source) if isinstance(source, (str, os.PathLike)) else None
-    recorded = record["hyperparameters"] if record and record["arch"] == _ARCH else {}
+    recorded, targets, alphabet = _record(source)
     length = recorded.get("input_length") if length is None else length
     pool_size = recorded.get("pool_size", 7) if pool_size is None else pool_size
     pool_stride = recorded.get("pool_stride", 7) if pool_stride is None else pool_stride
@@ -118,10 +117,40 @@ def load_module(source: Any, *, length: int | None = None, pool_size: int | None
     params = infer_hyperparameters(state, length=length, pool_size=pool_size, pool_stride=pool_stride, label=label)
     model = load_strict(ExplaiNN(**params), state, label=label, arch=_ARCH)
     model.checkpoint_info = checkpoint_info(source, {})
-    if recorded:
-        model.output_names = list(record["targets"])
-        model.data_alphabet = record.get("alphabet", "ACGT")  # an ExplaiNN trained on RNA reads ACGU
+    if targets is not None:
+        model.output_names = targets
+        model.data_alphabet = alphabet  # an ExplaiNN trained on RNA reads ACGU
     return model
+
+
+def _record(source: Any) -> tuple[dict[str, Any], list[str] | None, str]:
+    """Hyper-parameters, output names and alphabet from the ``model.json`` of an interpkit-trained checkpoint.
+
+    Returns ({}, None, "ACGT") when there is none, or it is another architecture's.
+
+    Raises
+    ------
+    InputError
+        If the record's fields have the wrong types (a damaged or hand-edited file); the message names it.
+    """
+    record = read_sidecar(source) if isinstance(source, (str, os.PathLike)) else None
+    if not record or record["arch"] != _ARCH:
+        return {}, None, "ACGT"
+    where = f"{sidecar_path(source).name} beside {os.path.basename(source)}"
+    hyper, targets, alphabet = record.get("hyperparameters"), record.get("targets"), record.get("alphabet", "ACGT")
+    if not isinstance(hyper, Mapping):
+        raise InputError(f"{where}: 'hyperparameters' is {type(hyper).__name__}, not a mapping of ExplaiNN's "
+                         "arguments; fix the file or move it away (the shapes in the checkpoint then decide).")
+    for key in ("input_length", "pool_size", "pool_stride"):
+        if key in hyper:
+            check_scalar(hyper[key], f"{where}: hyperparameters.{key}", int, min_val=1)
+    if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+        raise InputError(f"{where}: 'targets' must be a list of output names, not {type(targets).__name__}; fix "
+                         "the file or move it away.")
+    if alphabet not in ("ACGT", "ACGU"):
+        raise InputError(f"{where}: 'alphabet' is {alphabet!r}, must be 'ACGT' or 'ACGU'; fix the file or move it "
+                         "away.")
+    return dict(hyper), targets, alphabet
 
 
 def load(source: Any, *, length: int | None = None, pool_size: int | None = None, pool_stride: int | None = None,

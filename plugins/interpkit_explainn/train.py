@@ -107,7 +107,7 @@ def _init_motifs(spec: str, release: str, units: int) -> list[Any]:
 
 
 def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: int = 0, overwrite: bool = False,
-          num_units: int = 100, filter_size: int = 19, num_fc: int = 2, pool_size: int = 7, pool_stride: int = 7,
+          resume: bool = False, num_units: int = 100, filter_size: int = 19, num_fc: int = 2, pool_size: int = 7, pool_stride: int = 7,
           lr: float | None = None, batch_size: int = 100, max_epochs: int = 100, patience: int = 10,
           monitor: str | None = None, reverse_complement: bool = True, init_motifs: str | None = None,
           jaspar_release: str = "JASPAR2020", freeze_filters: bool = False, pretrained: str | None = None,
@@ -125,6 +125,8 @@ def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: in
         Seeds the initial weights, the batch order and dropout. Default is 0.
     overwrite : bool
         Replace an existing ``model.pth``. Default is False.
+    resume : bool
+        Continue the interrupted run in ``out`` (:func:`interpkit_torch.training.fit`). Default is False.
     num_units ... verbose
         As :data:`TRAIN_PARAMS`.
 
@@ -154,8 +156,9 @@ def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: in
         lr = 0.01 if pretrained else 0.003
     schedule = Schedule(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
                         monitor=monitor or ("pearson" if train_data.task == "regression" else "auprc"))
-    common = {"schedule": schedule, "out": out, "overwrite": overwrite, "reverse_complement": reverse_complement,
-              "random_state": random_state, "verbose": verbose, "device": device}
+    common = {"schedule": schedule, "out": out, "overwrite": overwrite, "resume": resume,
+              "reverse_complement": reverse_complement, "random_state": random_state, "verbose": verbose,
+              "device": device}
     if pretrained:
         return _train_transfer(train_data, valid, test, pretrained, per_unit_fc, init_motifs, **common)
     if num_fc and pooled_length(length, filter_size, pool_size, pool_stride) < 1:

@@ -178,20 +178,26 @@ def load(source: Any, *, pretrained: Sequence[str] | None = None, **options: Any
     if not record or record["arch"] != "explainn-transfer":
         raise InputError(f"{source} needs its model.json (written by interpkit train) to rebuild the pretrained "
                          "units; keep it beside the checkpoint.")
-    arches = [u.get("arch") for u in record["pretrained"]]
-    paths = list(pretrained) if pretrained is not None else [u["path"] for u in record["pretrained"]]
+    try:  # model.json is data: a damaged field is named, not a traceback
+        arches = [u.get("arch") for u in record["pretrained"]]
+        paths = list(pretrained) if pretrained is not None else [u["path"] for u in record["pretrained"]]
+        hyper = {k: record["hyperparameters"][k] for k in ("input_length", "num_classes", "per_unit_fc", "hidden",
+                                                           "strand_average")}
+        targets = [str(t) for t in record["targets"]]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"model.json beside {source} is damaged ({type(exc).__name__}: {exc}); restore it from "
+                         "the training run's output, or train again.") from None
     if len(paths) != len(arches):
         raise InputError(f"{source} has {len(arches)} pretrained units; pretrained= gives {len(paths)} files.")
     missing = [str(p) for p in paths if not Path(p).is_file()]
     if missing:
         raise InputError(f"pretrained unit checkpoint(s) {', '.join(missing)} of {source} are missing; pass "
                          "pretrained=[...] with their new paths.")
-    hyper = record["hyperparameters"]
     module = TransferExplaiNN(load_units(list(zip(paths, arches)), hyper["input_length"]), hyper["num_classes"], hyper["input_length"],
                               per_unit_fc=hyper["per_unit_fc"], hidden=hyper["hidden"],
                               strand_average=hyper["strand_average"])
     state, label = read_state_dict(source, arch="explainn-transfer")
     load_strict(module, state, label=label, arch="explainn-transfer")
     module.checkpoint_info = checkpoint_info(source, {})
-    module.output_names = list(record["targets"])
+    module.output_names = targets
     return load_model(module, backend="torch", **{"layout": "NCL", **options, "length": module.input_length})

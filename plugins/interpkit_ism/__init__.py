@@ -32,6 +32,7 @@ def register_methods() -> list[MethodSpec]:
                       min=1),
                 VERBOSE,
             ),
+            per_sequence=True,  # interpkit run: in chunks on disk, resumable
             source="Alipanahi et al. (2015) Nat. Biotechnol. 33:831; Zhou & Troyanskaya (2015) Nat. Methods "
                    "12:931; mean-centred projection as tangermeme's saturation_mutagenesis.",
             explain=explain_options,

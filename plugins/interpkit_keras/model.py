@@ -26,7 +26,7 @@ from interpkit.errors import CapabilityError, InputError, InterpkitError
 from interpkit.predictor import TorchFunction
 from interpkit.probe import WindowPacking, choose_window_packing, receptive_fields, resolve_layer
 from interpkit.progress import batch_slices
-from interpkit.validation import check_index, check_one_hot, check_scalar
+from interpkit.validation import check_finite_outputs, check_index, check_one_hot, check_scalar
 
 from ._runtime import framework_of, import_framework, quiet_warnings, reason
 from .layers import keras_layer_table
@@ -241,7 +241,8 @@ class KerasModel(Predictor, LayerProbe):
         Raises
         ------
         InputError
-            For X that is not one-hot (N, 4, L), has the wrong length, or that the model rejects.
+            For X that is not one-hot (N, 4, L), has the wrong length, or that the model rejects, or
+            when an output is NaN or infinite (the message names the output and the sequences).
         """
         X = self._check(X)
         fn = self._function(("predict",), lambda tf: lambda *xs: self._outputs(tf, xs))
@@ -251,7 +252,7 @@ class KerasModel(Predictor, LayerProbe):
             # A window beyond the output (unknown length at tracing time) reduces nothing: say so, not NaN.
             raise InputError(f"output window {rule.window} selects no positions of model {self._name}'s output for "
                              f"{X.shape[2]} bp inputs; choose a window inside the output (--output).")
-        return y
+        return check_finite_outputs(y, self._name, self._names)
 
     def gradient(self, X: np.ndarray, target: int, *, batch_size: int | None = None) -> np.ndarray:
         """Gradient of one output with respect to the one-hot input, through ``tf.GradientTape``.
@@ -272,13 +273,14 @@ class KerasModel(Predictor, LayerProbe):
         Raises
         ------
         InputError
-            For bad X (as :meth:`predict`) or a target outside [0, T).
+            For bad X (as :meth:`predict`), a target outside [0, T), or a NaN or infinite gradient.
         """
         X = self._check(X)
         target = check_index(target, "target", len(self._names), labels=self._names)
         fn = self._function(("gradient",), lambda tf: self._seq_gradient(
             tf, lambda xs, t: tf.gather(self._outputs(tf, xs), t, axis=1)), n_args=1)
-        return self._canonical(self._run(fn, X, batch_size, target))
+        return check_finite_outputs(self._canonical(self._run(fn, X, batch_size, target)), self._name, self._names,
+                                    target=target)
 
     @contextlib.contextmanager
     def torch_function(self) -> Iterator[TorchFunction]:

@@ -10,6 +10,7 @@ a Lambda from an HDF5 file even in its own safe mode).
 from __future__ import annotations
 
 import json
+import sys
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -95,6 +96,32 @@ def _code_layers(node: Any, owner: str | None = None) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+#: Model classes a config may name besides the layers of ``keras.layers``/``tf_keras.layers``.
+_MODEL_CLASSES = ("Functional", "Sequential", "Model", "TFOpLambda", "SlicingOpLambda")
+
+
+def _unknown_classes(config: Any, custom: Mapping[str, Any]) -> list[str]:
+    """Layer classes in a model config that neither Keras package defines and ``custom`` does not give."""
+    names: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for layers in (node.get("layers"), node.get("config") if node.get("class_name") == "Sequential" else None):
+                if isinstance(layers, list):  # a model's layer list (Keras 1/2 Sequential: its config)
+                    names.extend(item["class_name"] for item in layers
+                                 if isinstance(item, dict) and isinstance(item.get("class_name"), str))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
+    packages = [sys.modules[m].layers for m in ("keras", "tf_keras") if m in sys.modules]
+    return [n for n in dict.fromkeys(names) if n not in custom and n not in _MODEL_CLASSES and
+            not any(hasattr(layers, n) for layers in packages)]
+
+
 def read_keras_file(
     path: Path, *, weights: Any = None, custom_objects: Mapping[str, Any] | None = None, trust: bool = False
 ) -> Any:
@@ -156,9 +183,13 @@ def read_keras_file(
 
     def legacy() -> Any:
         tf_keras = import_framework("tf_keras")
-        if weights_path is None:
-            return tf_keras.models.load_model(str(path), custom_objects=custom, compile=False)
-        model = tf_keras.models.model_from_json(text, custom_objects=custom)
+        from tf_keras.src.saving.serialization_lib import SafeModeScope  # model_from_json takes no safe_mode
+
+        with SafeModeScope(not trust):
+            if weights_path is None:
+                return tf_keras.models.load_model(str(path), custom_objects=custom, compile=False,
+                                                  safe_mode=not trust)
+            model = tf_keras.models.model_from_json(text, custom_objects=custom)
         model.load_weights(str(weights_path))
         return model
 
@@ -174,6 +205,12 @@ def read_keras_file(
             raise
         except Exception as exc:  # noqa: BLE001 - any framework failure: try the next, then report all
             failures.append(f"{label}: {reason(exc)}")
+    unknown = _unknown_classes(config, custom)
+    if unknown:
+        raise InputError(
+            f"cannot load {path}: its config uses class(es) {', '.join(unknown)}, which neither Keras 3 nor tf_keras "
+            "defines (custom layers); interpkit never imports code a file names. Pass the classes in Python: "
+            f"interpkit.load(path, custom_objects={{'{unknown[0]}': {unknown[0]}, ...}}).")
     if version.startswith("1."):
         hint = (f"the file was written by Keras {version}, whose configs neither reads: rebuild the architecture "
                 "in Keras and copy the weights over (h5py reads them)")

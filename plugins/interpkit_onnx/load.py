@@ -155,6 +155,13 @@ def load(
     try:
         session = make_session(extract(model, [out]), device=device, threads=threads, custom_op_libraries=libraries)
     except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
+        custom = _custom_ops(model)
+        if custom and not libraries:
+            raise InputError(
+                f"{name} uses custom op(s) {', '.join(custom)} that onnxruntime does not define; interpkit never "
+                "loads custom-op libraries implicitly (they are native code). If you trust the library that "
+                "implements them, pass it in Python: interpkit.load(path, custom_op_libraries=['libops.so'], "
+                "trust=True).") from None
         raise InputError(f"onnxruntime cannot run {name}: {first_line(exc)}") from None
     shape, chunk, probe_length = _probe(session, seq.name, out, spec, values, fixed, chunk, name)
     reduction, shape = _reduction(shape, output, layout, name)
@@ -174,12 +181,35 @@ def load(
     )
 
 
+#: Op domains whose ops onnxruntime implements itself (the ONNX standard and its contrib ops).
+_BUILTIN_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training", "com.microsoft", "com.microsoft.nchwc",
+                    "com.microsoft.experimental", "com.ms.internal.nhwc")
+
+
+def _custom_ops(model: onnx.ModelProto) -> list[str]:
+    """``domain:op`` of every node whose op comes from a custom domain (not one onnxruntime implements, nor
+    a function defined in the model), in graph order, subgraphs included."""
+    local = {(f.domain, f.name) for f in model.functions}
+    found: list[str] = []
+
+    def walk(graph: onnx.GraphProto) -> None:
+        for node in graph.node:
+            if node.domain not in _BUILTIN_DOMAINS and (node.domain, node.op_type) not in local:
+                found.append(f"{node.domain}:{node.op_type}")
+            for attribute in node.attribute:
+                for sub in [attribute.g, *attribute.graphs]:  # empty unless a GRAPH(S) attribute
+                    walk(sub)
+
+    walk(model.graph)
+    return list(dict.fromkeys(found))
+
+
 def _libraries(libraries: Sequence[str | os.PathLike] | None, trust: bool) -> list[str]:
     if not libraries:
         return []
     if not trust:
-        raise InputError("custom_op_libraries load native code into this process; pass trust=True (--trust) "
-                         "only for libraries you trust.")
+        raise InputError("custom_op_libraries load native code into this process, so they need trust=True as "
+                         "well; pass it only for libraries you trust.")
     paths = [os.fspath(p) for p in ([libraries] if isinstance(libraries, (str, os.PathLike)) else libraries)]
     missing = [p for p in paths if not Path(p).is_file()]
     if missing:

@@ -22,7 +22,7 @@ from interpkit.adapt import OutputReduction, auto_batch_size, from_model_layout,
 from interpkit.errors import CapabilityError, InputError, first_line
 from interpkit.predictor import TorchFunction
 from interpkit.probe import WindowPacking, choose_window_packing, receptive_fields, resolve_layer
-from interpkit.validation import check_index, check_one_hot, check_scalar
+from interpkit.validation import check_finite_outputs, check_index, check_one_hot, check_scalar
 
 from .graph import data_tensors, extract, node_names
 from .layers import Axes, LayerGraph, build_layers, to_ncl_order
@@ -235,11 +235,12 @@ class OnnxModel(Predictor, LayerProbe):
         Raises
         ------
         InputError
-            For invalid X (wrong shape, length or values), or when onnxruntime rejects
-            the input (the message gives the length the model needs).
+            For invalid X (wrong shape, length or values), when onnxruntime rejects
+            the input (the message gives the length the model needs), or when an output is
+            NaN or infinite (the message names the output and the sequences).
         """
         (y,) = self._run([self._output], self._check(X), batch_size)
-        return np.asarray(self._to_nt(y), dtype=np.float32)
+        return check_finite_outputs(np.asarray(self._to_nt(y), dtype=np.float32), self._name, self._names)
 
     # -- gradients -------------------------------------------------------------------
     @property
@@ -320,11 +321,12 @@ class OnnxModel(Predictor, LayerProbe):
             If the graph uses an op without a torch translation, or torch is missing;
             the message names the ops.
         InputError
-            For invalid X or a target outside [0, T - 1].
+            For invalid X, a target outside [0, T - 1], or a NaN or infinite gradient.
         """
         _ = self.torch_module
         target = check_index(target, "target", len(self._names), labels=self._names)
-        return self._grad(self._check(X), self._output, lambda y: self._to_nt(y)[:, target], batch_size)
+        G = self._grad(self._check(X), self._output, lambda y: self._to_nt(y)[:, target], batch_size)
+        return check_finite_outputs(G, self._name, self._names, target=target)
 
     # -- LayerProbe ------------------------------------------------------------------
     def _probe(self) -> tuple[dict[str, tuple[int, ...]], dict[str, np.ndarray]]:

@@ -36,7 +36,7 @@ TRAIN_PARAMS = (
 
 
 def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: int = 0, overwrite: bool = False,
-          dilations: str = "1,2,4,8", filters: int = 96, lr: float = 0.001, batch_size: int = 100,
+          resume: bool = False, dilations: str = "1,2,4,8", filters: int = 96, lr: float = 0.001, batch_size: int = 100,
           max_epochs: int = 300, patience: int = 25, lr_decay: float = 0.3, decay_patience: int = 7,
           monitor: str | None = None, reverse_complement: bool = False, device: str | None = None,
           verbose: bool = False) -> Any:
@@ -53,6 +53,8 @@ def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: in
         Seeds the initial weights (Glorot uniform, as Keras), the batch order and dropout. Default is 0.
     overwrite : bool
         Replace an existing ``model.pth``. Default is False.
+    resume : bool
+        Continue the interrupted run in ``out`` (:func:`interpkit_torch.training.fit`). Default is False.
     dilations ... verbose
         As :data:`TRAIN_PARAMS`.
 
@@ -90,5 +92,5 @@ def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: in
                         monitor=monitor or ("pearson" if task == "regression" else "auprc"),
                         lr_decay=lr_decay if lr_decay < 1 else None, decay_patience=decay_patience)
     return fit(module, train_data, valid, test, arch="residualbind", hyperparameters=module.options,
-               schedule=schedule, out=out, overwrite=overwrite, reverse_complement=reverse_complement,
+               schedule=schedule, out=out, overwrite=overwrite, resume=resume, reverse_complement=reverse_complement,
                random_state=random_state, verbose=verbose, device=device)

@@ -28,6 +28,7 @@ def register_methods() -> list[MethodSpec]:
                 BATCH_SIZE,
                 VERBOSE,
             ),
+            per_sequence=True,  # interpkit run: in chunks on disk, resumable
             source="Simonyan et al. (2014) ICLR workshop; Shrikumar et al. (2016) arXiv:1605.01713 "
                    "(gradient x input); Majdandzic et al. (2023) Genome Biol. 24:109 (correction).",
             explain=explain_options,

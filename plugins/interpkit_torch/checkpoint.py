@@ -63,7 +63,7 @@ def read_state_dict(source: Any, *, arch: str) -> tuple[dict[str, Any], str]:
         from interpkit_torch.load import read_checkpoint  # one reader: weights only, one set of messages
 
         label = Path(source).name
-        obj = read_checkpoint(source, trust=False)
+        obj = read_checkpoint(source, arch=arch)  # weights only, whatever trust= says elsewhere
     elif isinstance(source, Mapping):
         obj, label = source, "the state_dict given"
     elif callable(getattr(source, "state_dict", None)):
@@ -114,8 +114,9 @@ def check_keys(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, Any]
     problems = [f"{what}: {_first(keys)}" for what, keys in
                 (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong)) if keys]
     if problems:
-        raise InputError(f"{label} is not a {arch} state_dict: {'; '.join(problems)}. The {arch} layout has keys "
-                         f"{_first(expected)}; is the file a checkpoint of this architecture?")
+        article = "an" if arch[:1].lower() in "aeiou" else "a"
+        raise InputError(f"{label} is not {article} {arch} state_dict: {'; '.join(problems)}. The {arch} layout has "
+                         f"keys {_first(expected)}; pass the architecture the file was saved from (arch=, --arch).")
 
 
 def load_strict(module: Any, state: Mapping[str, Any], *, label: str, arch: str) -> Any:

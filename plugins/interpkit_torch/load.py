@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import io
 import os
 import pickle
-import re
+import pickletools
 import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -34,7 +35,7 @@ from interpkit_torch.checkpoint import STATE_DICT_WRAPPERS
 from interpkit_torch.layers import infer_layout, infer_length, torch_class
 from interpkit_torch.model import TorchModel
 
-__all__ = ["is_torchscript", "load", "read_checkpoint"]
+__all__ = ["is_torchscript", "load", "pickle_globals", "read_checkpoint"]
 
 
 
@@ -57,7 +58,90 @@ def _existing(path: Any) -> Path:
     return path
 
 
-def read_checkpoint(path: str | os.PathLike, *, trust: bool = False) -> Any:
+#: Pickle opcodes that push a string (the module and name STACK_GLOBAL imports come from them).
+_STRING_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING",
+                         "SHORT_BINSTRING"})
+#: What every torch.save file refers to (tensor rebuilding); not worth naming in a message.
+_ROUTINE = ("torch._utils.", "collections.OrderedDict", "torch.storage.")
+#: Opcodes :func:`pickle_globals` reads per pickle at most.
+_SCANNED_OPS = 1_000_000
+
+
+def pickle_globals(path: str | os.PathLike) -> list[str] | None:
+    """The Python objects (``module.name``) that a pickle or ``torch.save`` file imports when loaded.
+
+    Read with :mod:`pickletools`, which parses opcodes and runs nothing: the pickles of a
+    legacy ``torch.save`` file in turn, or ``data.pkl`` of a zip one, up to
+    :data:`_SCANNED_OPS` opcodes (enough for the names of any model). Routine
+    tensor-rebuilding names (``torch._utils.*``, ``collections.OrderedDict``) are left out.
+
+    Parameters
+    ----------
+    path : path-like
+        A file that exists.
+
+    Returns
+    -------
+    list of str or None
+        Names in order of first use; None when the file does not start with a complete pickle.
+    """
+    found: list[str] = []
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                member = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+                if member is None:
+                    return None
+                handle: Any = io.BytesIO(archive.read(member))
+        else:
+            handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except (OSError, zipfile.BadZipFile, RuntimeError):
+        return None
+    complete = 0  # pickles read to their STOP opcode
+    with handle:
+        strings: list[str] = []
+        memo: dict[Any, str | None] = {}
+        for _ in range(4):  # a legacy torch.save file is four pickles in a row
+            top, count = None, 0  # the string the last opcode pushed, if it pushed one
+            try:
+                for count, (op, arg, _pos) in enumerate(pickletools.genops(handle)):
+                    if count == _SCANNED_OPS:
+                        raise EOFError  # long enough: stop reading
+                    if op.name in _STRING_OPS or op.name in ("BINGET", "LONG_BINGET", "GET"):
+                        top = str(arg) if op.name in _STRING_OPS else memo.get(arg)
+                        strings.append(top or "")
+                        continue
+                    if op.name in ("MEMOIZE", "BINPUT", "LONG_BINPUT", "PUT"):  # the stack is unchanged
+                        memo[len(memo) if op.name == "MEMOIZE" else arg] = top
+                        continue
+                    if op.name in ("GLOBAL", "INST"):
+                        found.append(str(arg).replace(" ", "."))
+                    elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                        found.append(f"{strings[-2]}.{strings[-1]}")
+                    top = None
+            except (ValueError, EOFError):  # the end of the pickles, not a pickle at all, or long enough
+                if count >= _SCANNED_OPS:
+                    complete += 1
+                break
+            complete += 1
+    if not complete:
+        return None
+    return [n for n in dict.fromkeys(found)
+            if not n.startswith(_ROUTINE) and not (n.startswith("torch.") and n.endswith("Storage"))]
+
+
+def _named(items: Sequence[str], show: int = 3) -> str:
+    more = f" and {len(items) - show} more" if len(items) > show else ""
+    return ", ".join(items[:show]) + more
+
+
+def _short(exc: BaseException) -> str:
+    """A framework error's first sentence (torch appends paragraphs of advice to one line)."""
+    line = first_line(exc)
+    return line.split(". ")[0].rstrip(".") if len(line) > 120 else line.rstrip(".")
+
+
+def read_checkpoint(path: str | os.PathLike, *, trust: bool = False, arch: str | None = None) -> Any:
     """What a ``torch.save`` file holds, loaded on the CPU.
 
     Parameters
@@ -66,6 +150,10 @@ def read_checkpoint(path: str | os.PathLike, *, trust: bool = False) -> Any:
     trust : bool
         Allow pickled Python objects (``torch.load(weights_only=False)``; a plain pickle is
         then also accepted). Loading a pickle runs code from the file. Default is False.
+    arch : str or None
+        The architecture the weights are for, when an architecture loader reads them: such
+        loaders never unpickle objects, so the message for a pickle of objects says how to
+        re-save the weights instead of offering ``trust``. Default is None.
 
     Returns
     -------
@@ -77,30 +165,45 @@ def read_checkpoint(path: str | os.PathLike, *, trust: bool = False) -> Any:
     MissingFileError
         If the file does not exist.
     InputError
-        If the file holds pickled Python objects and ``trust`` is False (the message says
-        why and how to allow it), or cannot be read (corrupt, truncated, not a checkpoint).
+        If the file holds pickled Python objects and ``trust`` is False (the message names
+        them and says how to allow it), or cannot be read (corrupt, truncated, not a checkpoint).
     """
     path = _existing(path)
+    trust = trust and arch is None
     try:
-        return torch.load(path, map_location="cpu", weights_only=not trust)
+        with warnings.catch_warnings():  # torch warns about pickle protocols it reads anyway
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        if not trust and "Weights only load failed" in str(exc) and found:  # a real pickle of objects
-            what = f"an object of class {found.group(1)}"
-            raise InputError(
-                f"model file {path} holds a pickle with {what} (e.g. a whole nn.Module saved with "
-                "torch.save(model)); loading a pickle runs code from the file, so interpkit loads weights only "
-                "by default. If you trust the file, pass trust=True (--trust); otherwise save the state_dict and "
-                "load it with arch= (--arch)."
-            ) from None
         error: Exception = exc
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as exc:
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError, KeyError) as exc:
         error = exc
     if trust:  # a plain pickle (not torch.save); if it fails too, torch's error below names the format
         with contextlib.suppress(Exception), open(path, "rb") as handle:
             return pickle.load(handle)
-    raise InputError(f"model file {path} could not be read as a PyTorch checkpoint ({type(error).__name__}: "
-                     f"{first_line(error)}); is it a complete torch.save or TorchScript file?") from None
+    refused = "Weights only load failed" in str(error)  # torch's safe unpickler stopped
+    names = pickle_globals(path) if refused else None
+    if names is not None:  # a readable pickle that refers to more than tensors
+        what = f"Python objects ({_named(names)})" if names else "Python objects"
+        if arch is not None:
+            raise InputError(
+                f"model file {path} holds a pickle of {what}, not only tensors; arch={arch!r} (--arch) reads "
+                "weights only and never runs code from a file. Re-save the weights alone with "
+                "torch.save(model.state_dict(), path) (or, for a file you trust, "
+                "torch.load(path, weights_only=False)[\"state_dict\"])."
+            ) from None
+        raise InputError(
+            f"model file {path} holds a pickle of {what}; unpickling runs code from the file, so interpkit loads "
+            "weights only by default. If you trust the file, pass trust=True (--trust); otherwise save the "
+            "state_dict and load it with arch= (--arch)."
+        ) from None
+    if refused:  # ... at the first bytes
+        reason = "it is neither a zip archive nor a pickle"
+    else:
+        reason = f"{type(error).__name__}: {_short(error)}" if str(error).strip() else f"{type(error).__name__}"
+    raise InputError(f"model file {path} could not be read as a PyTorch checkpoint ({reason}); it may be truncated "
+                     "or corrupt, or not a torch.save/TorchScript file: check the download or save it again."
+                     ) from None
 
 
 def _state_dict(obj: Any) -> Mapping[str, torch.Tensor] | None:
@@ -281,6 +384,7 @@ def load(
     else:
         raise InputTypeError(f"the torch backend loads an nn.Module or a model file, not {type(source).__name__}.")
     canonical, model_alphabet = resolve_alphabet(alphabet)
+    given = layout
     layout = check_choice(layout, "layout", LAYOUTS) if layout is not None else infer_layout(module, name)
     length_range = None
     if length is not None:
@@ -300,6 +404,19 @@ def load(
     try:
         model.output_names  # noqa: B018 - the dry run: checks the model runs and decides the output rule
     except InputError:
+        own = _own_layout(module, name) if given is not None else None
+        if own is not None and own != layout:  # the layout given contradicts the first convolution
+            raise InputError(f"layout == {layout!r} does not fit model {name}: its first convolution reads layout "
+                             f"{own} and the model fails on {layout} input; drop layout= (--layout) to use {own}, "
+                             "or pass the layout the model was built for.") from None
         if length is not None:
             raise  # the model fails on its own length: say so now
     return model
+
+
+def _own_layout(module: nn.Module, name: str) -> str | None:
+    """The layout the first convolution implies, or None when it does not tell."""
+    try:
+        return infer_layout(module, name)
+    except InputError:
+        return None

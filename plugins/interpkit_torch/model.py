@@ -37,7 +37,7 @@ from interpkit.probe import (
     receptive_fields,
     resolve_layer,
 )
-from interpkit.validation import check_index, check_one_hot, check_scalar
+from interpkit.validation import check_finite_outputs, check_index, check_one_hot, check_scalar
 from interpkit_torch.layers import Site, describe_site, static_receptive_field, to_ncl
 from interpkit_torch.trace import Stop, first_tensor, is_probeable, run_probed
 
@@ -371,15 +371,16 @@ class TorchModel(Predictor, LayerProbe):
         Raises
         ------
         InputError
-            For input that is not one-hot (N, 4, L) of the model's length, or when the module
-            fails on it (the message names the length).
+            For input that is not one-hot (N, 4, L) of the model's length, when the module
+            fails on it (the message names the length), or when an output is NaN or infinite
+            (the message names the output and the sequences).
         """
         X = self._check(X)
         out = np.empty((len(X), len(self.output_names)), dtype=np.float32)
         with self._session():
             for sl in self._batches(len(X), X.shape[2], batch_size):
                 out[sl] = self.reduce_output(self._run(self._tensor(X[sl]))).float().cpu().numpy()
-        return out
+        return check_finite_outputs(out, self._name, self.output_names)
 
     def _input_gradient(self, x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         if not value.requires_grad:
@@ -401,7 +402,7 @@ class TorchModel(Predictor, LayerProbe):
         Raises
         ------
         InputError
-            For bad input or an out-of-range target.
+            For bad input, an out-of-range target, or a NaN or infinite gradient.
         """
         X = self._check(X)
         target = check_index(target, "target", len(self.output_names), labels=self.output_names)
@@ -411,7 +412,7 @@ class TorchModel(Predictor, LayerProbe):
                 x = self._tensor(X[sl]).requires_grad_(True)
                 value = self.reduce_output(self._run(x))[:, target]
                 out[sl] = self._canonical(self._input_gradient(x, value))
-        return out
+        return check_finite_outputs(out, self._name, self.output_names, target=target)
 
     @contextlib.contextmanager
     def torch_function(self) -> Iterator[TorchFunction]:

@@ -4,17 +4,22 @@ Adam on a binary cross-entropy (logits) or mean squared error loss, reverse-comp
 DNA, early stopping on a validation metric (AUPRC/AUROC for classification, Pearson's r for regression),
 optional learning-rate decay on a plateau (ResidualBind), seeded weight initialisation and batch order,
 a progress bar with the running loss, and the best checkpoint written atomically as ``model.pth`` with
-its record ``model.json`` beside it.
+its record ``model.json`` beside it. After every epoch the whole state of the run (weights, optimiser,
+random generators, early-stopping bookkeeping, history) is written atomically to ``train_state.pt``, so
+that an interrupted run resumes (``resume=True``) exactly where it stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import hashlib
 import json
 import math
+import pickle
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +29,17 @@ from torch import nn
 
 from interpkit._io import atomic_write
 from interpkit.datasets import LabelledSequences
-from interpkit.errors import InputError
+from interpkit.errors import InputError, first_line
 from interpkit.tables import Table
-from interpkit.training import MONITORS, TrainingResult, evaluate, monitored, sidecar_path
+from interpkit.training import MONITORS, RESUME_STATE, TrainingResult, evaluate, monitored, sidecar_path
 from interpkit_torch.load import _device
 
 __all__ = ["Schedule", "fit", "freeze_rows", "predict_module", "seeded"]
 
 #: Checkpoint record format; bump when model.json changes incompatibly.
 RECORD_FORMAT = 1
+#: Resume state format (train_state.pt); bump when its content changes.
+STATE_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -177,6 +184,7 @@ def fit(
     schedule: Schedule,
     out: Path,
     overwrite: bool = False,
+    resume: bool = False,
     reverse_complement: bool = False,
     random_state: int = 0,
     verbose: bool = False,
@@ -199,9 +207,16 @@ def fit(
         The architecture's constructor arguments, recorded in ``model.json``.
     schedule : Schedule
     out : Path
-        Existing directory receiving ``model.pth`` and ``model.json``.
+        Existing directory receiving ``model.pth``, ``model.json`` and, after every epoch until the
+        caller removes it, the resume state ``train_state.pt``.
     overwrite : bool
-        Whether existing ``model.pth`` / ``model.json`` may be replaced. Default is False.
+        Whether existing ``model.pth`` / ``model.json`` / ``train_state.pt`` may be replaced. Default
+        is False.
+    resume : bool
+        Continue the run whose state ``out/train_state.pt`` holds (weights, Adam's moments, the
+        batch-order and dropout generators, early-stopping and learning-rate bookkeeping, history):
+        its finished epochs are not run again and the outputs equal an uninterrupted run's. The
+        module, data and every option must be the ones of that run. Default is False.
     reverse_complement : bool
         Train on every sequence and its reverse complement (DNA only). Default is False.
     random_state : int
@@ -220,24 +235,152 @@ def fit(
     Returns
     -------
     TrainingResult
-        Without ``arch``/``random_state`` in ``params`` (:func:`interpkit.train` adds them).
+        Without ``arch``/``random_state`` in ``params`` (:func:`interpkit.train` adds them); a
+        resumed run's ``provenance`` has ``resumed_after_epochs``.
 
     Raises
     ------
     InputError
         If the splits are too small, ``monitor`` does not suit the task, ``out`` already holds a
-        checkpoint and ``overwrite`` is False, an epoch's loss is not finite (lower the learning
-        rate), or the monitored metric is undefined on every epoch (e.g. a validation split
-        holding one class: use ``monitor="loss"``).
+        checkpoint or a resume state and neither ``overwrite`` nor ``resume`` is given, an epoch's
+        loss is not finite (lower the learning rate), the monitored metric is undefined on every
+        epoch (e.g. a validation split holding one class: use ``monitor="loss"``), or ``resume``
+        finds no readable state or one written for other data or options.
+
+    Notes
+    -----
+    The state is written after each epoch's bookkeeping, and ``model.pth`` (when the epoch is the
+    best so far) before it; a run killed between the two repeats that one epoch when resumed, with
+    the same result. Only ``train_state.pt`` is read back: ``model.pth`` may be newer.
     """
     with seeded(random_state):
         return _fit(module, train, valid, test, arch=arch, hyperparameters=hyperparameters, schedule=schedule,
-                    out=out, overwrite=overwrite, reverse_complement=reverse_complement, random_state=random_state,
-                    verbose=verbose, device=device, after_step=after_step, record=record)
+                    out=out, overwrite=overwrite, resume=resume, reverse_complement=reverse_complement,
+                    random_state=random_state, verbose=verbose, device=device, after_step=after_step, record=record)
+
+
+@dataclass
+class _Progress:
+    """Where a run stands after its last finished epoch (saved in the resume state with the tensors)."""
+
+    lr: float
+    epoch: int = 0
+    best: float = -math.inf
+    best_epoch: int = 0
+    since_best: int = 0
+    since_decay: int = 0
+    best_state: dict[str, Any] | None = None
+    history: list[tuple] = field(default_factory=list)
+    resumed: list[int] = field(default_factory=list)  # epochs after which the run was resumed
+
+    def finished(self, schedule: Schedule) -> bool:
+        return self.epoch >= schedule.max_epochs or bool(schedule.patience) and self.since_best >= schedule.patience
+
+
+def _fingerprint(arch: str, hyperparameters: Mapping[str, Any], schedule: Schedule, splits: Mapping[str, Any],
+                 reverse_complement: bool, random_state: int, record: Mapping[str, Any]) -> str:
+    """JSON of what a resumed run must share with the interrupted one: options, seed and every split's data."""
+    def data(part: LabelledSequences | None) -> dict[str, Any] | None:
+        if part is None:
+            return None
+        digest = hashlib.sha256()
+        for array in (part.X, part.y):
+            digest.update(repr(array.shape).encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return {"sequences": len(part), "sha256": digest.hexdigest()}
+
+    value = {"arch": arch, "hyperparameters": dict(hyperparameters), "schedule": dataclasses.asdict(schedule),
+             "reverse_complement": reverse_complement, "random_state": random_state, "record": dict(record),
+             "data": {name: data(part) for name, part in splits.items()}}
+    return json.dumps(_json_safe(value), sort_keys=True, default=str)
+
+
+def _differences(saved: Any, now: Any, name: str = "") -> list[str]:
+    """``name: saved -> now`` for each leaf of two JSON values that differs (long values shortened)."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        return [d for key in sorted(set(saved) | set(now))
+                for d in _differences(saved.get(key), now.get(key), f"{name}.{key}" if name else key)]
+    if saved == now:
+        return []
+    shown = [text if len(text) <= 24 else text[:20] + "..." for text in (repr(saved), repr(now))]  # sha256: a start
+    return [f"{name}: {shown[0]} -> {shown[1]}"]
+
+
+def _write_state(path: Path, module: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                 dev: torch.device, progress: _Progress, fingerprint: str) -> None:
+    """Everything needed to continue the run exactly, atomically (tensors, dicts, lists, numbers, strings only)."""
+    state = {"format": STATE_FORMAT, "fingerprint": fingerprint, "model": module.state_dict(),
+             "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "rng": torch.get_rng_state(),
+             "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+             "progress": {**dataclasses.asdict(dataclasses.replace(progress, best_state=None, history=[])),
+                          "best_state": progress.best_state, "history": [list(row) for row in progress.history]}}
+    with atomic_write(path, mode="wb", overwrite=True) as handle:
+        torch.save(state, handle)
+
+
+def _restore(path: Path, module: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+             dev: torch.device, fingerprint: str) -> _Progress:
+    """Load a resume state into the module, optimiser and generators; its progress, with this resumption noted."""
+    fix = "pass --force to start the run over"
+    if not path.is_file():
+        raise InputError(f"cannot resume: {path} does not exist (no interrupted run there); {fix}.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
+        raise InputError(f"cannot resume from {path}: it does not load ({first_line(exc)}); {fix}.") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise InputError(f"cannot resume from {path}: not a resume state of this interpkit (format "
+                         f"{state.get('format') if isinstance(state, dict) else None!r}, expected {STATE_FORMAT}); "
+                         f"{fix}.")
+    changed = _differences(json.loads(state["fingerprint"]), json.loads(fingerprint))
+    options = [c for c in changed if not c.startswith("data.")]
+    splits = sorted({c.split(".")[1] for c in changed if c.startswith("data.")})
+    if changed:
+        shown = options[:3] + (["..."] if len(options) > 3 else []) + (
+            [f"the {'/'.join(splits)} data: other sequences, targets or split"] if splits else [])
+        raise InputError(f"cannot resume from {path}: the interrupted run had other data or options "
+                         f"({'; '.join(shown)}); give the same ones, or {fix}.")
+    try:
+        module.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] is not None and dev.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], dev)
+        saved = dict(state["progress"])
+        progress = _Progress(**{**saved, "history": [tuple(row) for row in saved["history"]]})
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise InputError(f"cannot resume from {path}: {first_line(exc)}; {fix}.") from None
+    progress.resumed.append(progress.epoch)
+    return progress
+
+
+def _train_epoch(module: nn.Module, X: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
+                 generator: torch.Generator, loss_fn: nn.Module, batch_size: int, dev: torch.device,
+                 after_step: Callable[[nn.Module], None] | None, bar: Any) -> float:
+    """One pass over the training data in a seeded random order; the mean training loss."""
+    module.train()
+    order = torch.randperm(len(X), generator=generator)
+    total, seen = 0.0, 0
+    for lo in range(0, len(order), batch_size):
+        idx = order[lo:lo + batch_size]
+        bar.update()
+        if len(idx) < 2:  # BatchNorm cannot train on one sequence
+            continue
+        optimizer.zero_grad()
+        batch_loss = loss_fn(module(X[idx].to(dev)), y[idx].to(dev))
+        batch_loss.backward()
+        optimizer.step()
+        if after_step is not None:
+            after_step(module)
+        total, seen = total + float(batch_loss.detach()) * len(idx), seen + len(idx)
+        bar.set_postfix(loss=f"{total / seen:.4f}")
+    bar.close()
+    return total / max(seen, 1)
 
 
 def _fit(module: nn.Module, train: LabelledSequences, valid: LabelledSequences, test: LabelledSequences | None, *,
-         arch: str, hyperparameters: Mapping[str, Any], schedule: Schedule, out: Path, overwrite: bool,
+         arch: str, hyperparameters: Mapping[str, Any], schedule: Schedule, out: Path, overwrite: bool, resume: bool,
          reverse_complement: bool, random_state: int, verbose: bool, device: str | None,
          after_step: Callable[[nn.Module], None] | None, record: Mapping[str, Any] | None) -> TrainingResult:
     from tqdm.auto import tqdm
@@ -249,79 +392,74 @@ def _fit(module: nn.Module, train: LabelledSequences, valid: LabelledSequences, 
     if len(train) < 2 or len(valid) < 1:
         raise InputError(f"training needs at least 2 training and 1 validation sequences; got {len(train)} and "
                          f"{len(valid)}. Give more data or change valid=/test=.")
-    existing = [p.name for p in (out / "model.pth", out / "model.json") if p.exists()]
-    if existing and not overwrite:
+    state_path = out / RESUME_STATE
+    existing = [p.name for p in (out / "model.pth", out / "model.json", state_path) if p.exists()]
+    if existing and not (overwrite or resume):
         raise InputError(f"{out} already holds {', '.join(existing)}; choose another directory or pass --force.")
+    record = dict(record or {})
+    fingerprint = _fingerprint(arch, hyperparameters, schedule, {"train": train, "valid": valid, "test": test},
+                               reverse_complement, random_state, record)
     if reverse_complement:
         train = train.with_reverse_complements()
     dev = _device(device)
     module.to(dev)
-    record = dict(record or {})
     loss_fn = _loss(task)
     trainable = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=schedule.lr)
     generator = torch.Generator().manual_seed(random_state)
+    progress = (_restore(state_path, module, optimizer, generator, dev, fingerprint) if resume
+                else _Progress(lr=schedule.lr))
     X, y = torch.from_numpy(train.X), torch.from_numpy(train.y.astype(np.float32))
-    lr, best, best_epoch, since_best, since_decay = schedule.lr, -math.inf, 0, 0, 0
-    best_state, history = None, []
-    epochs = tqdm(range(1, schedule.max_epochs + 1), desc=f"train {arch}", unit="epoch", disable=not verbose)
+    epochs = tqdm(total=schedule.max_epochs, initial=progress.epoch, desc=f"train {arch}", unit="epoch",
+                  disable=not verbose)
     steps = -(-len(X) // schedule.batch_size)
-    for epoch in epochs:
-        module.train()
-        order = torch.randperm(len(X), generator=generator)
-        total, seen = 0.0, 0
+    while not progress.finished(schedule):
+        epoch = progress.epoch + 1
         batches = tqdm(total=steps, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not verbose)
-        for lo in range(0, len(order), schedule.batch_size):
-            idx = order[lo:lo + schedule.batch_size]
-            batches.update()
-            if len(idx) < 2:  # BatchNorm cannot train on one sequence
-                continue
-            optimizer.zero_grad()
-            batch_loss = loss_fn(module(X[idx].to(dev)), y[idx].to(dev))
-            batch_loss.backward()
-            optimizer.step()
-            if after_step is not None:
-                after_step(module)
-            total, seen = total + float(batch_loss.detach()) * len(idx), seen + len(idx)
-            batches.set_postfix(loss=f"{total / seen:.4f}")
-        batches.close()
-        train_loss = total / max(seen, 1)
+        train_loss = _train_epoch(module, X, y, optimizer, generator, loss_fn, schedule.batch_size, dev, after_step,
+                                  batches)
         if not math.isfinite(train_loss):
-            raise InputError(f"epoch {epoch}: the training loss is {train_loss}; lower lr (now {lr:g}) or check "
-                             "the targets (normalise regression targets).")
+            raise InputError(f"epoch {epoch}: the training loss is {train_loss}; lower lr (now {progress.lr:g}) or "
+                             "check the targets (normalise regression targets).")
         metrics = _validate(module, valid, loss_fn, schedule.batch_size, dev)
         value = monitored(metrics, schedule.monitor)
-        history.append((epoch, train_loss, metrics["loss"], value if schedule.monitor != "loss" else -value, lr))
+        shown = value if schedule.monitor != "loss" else -value
+        progress.history.append((epoch, train_loss, metrics["loss"], shown, progress.lr))
         if verbose:
             tqdm.write(f"epoch {epoch}: train loss {train_loss:.4f}, valid loss {metrics['loss']:.4f}, "
-                       f"valid {schedule.monitor} {history[-1][3]:.4f}, lr {lr:g}")
-        if value > best:  # NaN never improves
-            best, best_epoch, since_best, since_decay = value, epoch, 0, 0
-            best_state = copy.deepcopy(module.state_dict())
+                       f"valid {schedule.monitor} {shown:.4f}, lr {progress.lr:g}")
+        if value > progress.best:  # NaN never improves
+            progress.best, progress.best_epoch, progress.since_best, progress.since_decay = value, epoch, 0, 0
+            progress.best_state = copy.deepcopy(module.state_dict())
             _write_checkpoint(module, out, _record(arch, hyperparameters, train, epoch, metrics, None, schedule,
                                                    reverse_complement, random_state, record))
         else:
-            since_best, since_decay = since_best + 1, since_decay + 1
-            if schedule.lr_decay and since_decay >= schedule.decay_patience:
-                lr, since_decay = max(lr * schedule.lr_decay, schedule.min_lr), 0
+            progress.since_best, progress.since_decay = progress.since_best + 1, progress.since_decay + 1
+            if schedule.lr_decay and progress.since_decay >= schedule.decay_patience:
+                progress.lr, progress.since_decay = max(progress.lr * schedule.lr_decay, schedule.min_lr), 0
                 for group in optimizer.param_groups:
-                    group["lr"] = lr
-        epochs.set_postfix(loss=f"{train_loss:.4f}", **{f"valid_{schedule.monitor}": f"{history[-1][3]:.4f}"})
-        if schedule.patience and since_best >= schedule.patience:
-            break
-    if best_state is None:
+                    group["lr"] = progress.lr
+        progress.epoch = epoch
+        _write_state(state_path, module, optimizer, generator, dev, progress, fingerprint)
+        epochs.update()
+        epochs.set_postfix(loss=f"{train_loss:.4f}", **{f"valid_{schedule.monitor}": f"{shown:.4f}"})
+    epochs.close()
+    if progress.best_state is None:
         raise InputError(f"the validation {schedule.monitor} was undefined on every epoch (NaN: e.g. a validation "
                          "split holding one class, or constant predictions); no checkpoint was kept. Use "
                          "monitor='loss' or a larger validation split (valid=).")
-    module.load_state_dict(best_state)
+    module.load_state_dict(progress.best_state)
     module.eval()
     valid_metrics = _validate(module, valid, loss_fn, schedule.batch_size, dev)
     test_metrics = _validate(module, test, loss_fn, schedule.batch_size, dev) if test is not None and len(test) else None
-    checkpoint = _write_checkpoint(module, out, _record(arch, hyperparameters, train, best_epoch, valid_metrics,
-                                                        test_metrics, schedule, reverse_complement, random_state,
-                                                        record))
-    return _result(history, schedule, train, valid_metrics, test_metrics, best_epoch, checkpoint, hyperparameters,
-                   reverse_complement, record)
+    checkpoint = _write_checkpoint(module, out, _record(arch, hyperparameters, train, progress.best_epoch,
+                                                        valid_metrics, test_metrics, schedule, reverse_complement,
+                                                        random_state, record))
+    result = _result(progress.history, schedule, train, valid_metrics, test_metrics, progress.best_epoch, checkpoint,
+                     hyperparameters, reverse_complement, record)
+    if progress.resumed:
+        result = dataclasses.replace(result, provenance={**result.provenance, "resumed_after_epochs": progress.resumed})
+    return result
 
 
 def _record(arch: str, hyperparameters: Mapping[str, Any], train: LabelledSequences, epoch: int,

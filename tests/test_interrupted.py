@@ -1,0 +1,237 @@
+"""Long runs that stop half-way: chunked attributions and NeuronMotif resume; a full disk loses nothing.
+
+Known answers: a chunked, killed (SIGKILL) and resumed run writes the same files as one uninterrupted
+run; finished chunks are not recomputed; a failed write leaves the output directory as it was.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _cli import cli_error, out_files, run_cli
+
+import interpkit
+import interpkit.api
+from interpkit.chunks import run_chunked
+from interpkit.cli import main
+from interpkit.data import CTCF_PEAKS
+from interpkit.errors import InputError
+
+MODEL = Path(interpkit.__file__).parent / "data" / "default_model" / "model.pth"  # ExplaiNN, 200 bp, 1 output
+OPTIONS = {"n_references": 2}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return interpkit.load(MODEL)
+
+
+@pytest.fixture(scope="module")
+def fasta(tmp_path_factory):
+    """The first 120 embedded CTCF peaks."""
+    lines = CTCF_PEAKS.read_text().splitlines()[:240]
+    path = tmp_path_factory.mktemp("seqs") / "peaks.fa"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def whole(model, fasta, tmp_path_factory):
+    """The uninterrupted run's files, written by Result.write: the known answer."""
+    out = tmp_path_factory.mktemp("whole")
+    interpkit.run("deeplift", model, fasta, **OPTIONS).write(out)
+    return out
+
+
+def assert_same_outputs(out: Path, expected: Path) -> None:
+    names = sorted(p.name for p in expected.iterdir())
+    assert sorted(p.name for p in out.iterdir()) == names
+    for name in names:
+        if name.endswith(".npz"):
+            got, want = np.load(out / name), np.load(expected / name)
+            assert sorted(got.files) == sorted(want.files), name
+            for key in want.files:
+                if key == "delta":  # |f(x) - f(r) - sum|: float32 rounding, which varies with the batch
+                    np.testing.assert_allclose(got[key], want[key], atol=1e-5)
+                else:
+                    np.testing.assert_array_equal(got[key], want[key], err_msg=f"{name}:{key}")
+    got, want = json.loads((out / "deeplift.json").read_text()), json.loads((expected / "deeplift.json").read_text())
+    assert got["arrays"] == want["arrays"] and got["files"] == want["files"] and got["params"] == want["params"]
+
+
+def test_a_chunked_run_writes_what_one_run_writes(model, fasta, whole, tmp_path):
+    files = run_chunked("deeplift", model, fasta, tmp_path / "out", chunk_size=50, **OPTIONS)
+    assert [f.name for f in files][-1] == "deeplift.json" and not (tmp_path / "out" / "checkpoints").exists()
+    assert_same_outputs(tmp_path / "out", whole)
+    names = np.load(tmp_path / "out" / "deeplift.npz")["sequence_names"]
+    assert len(names) == 120 and names[0] == Path(fasta).read_text().split()[0][1:]
+    # in-memory and .npy input: the same arrays (names then default to seq0, seq1, ...)
+    X = np.load(whole / "deeplift_ohe.npz")["arr_0"]
+    np.save(tmp_path / "X.npy", X)
+    for source, out in ((X, tmp_path / "mem"), (tmp_path / "X.npy", tmp_path / "npy")):
+        run_chunked("deeplift", model, source, out, chunk_size=32, **OPTIONS)
+        got = np.load(out / "deeplift_hyp_0.npz")["arr_0"]
+        np.testing.assert_array_equal(got, np.load(whole / "deeplift_hyp_0.npz")["arr_0"])
+        assert np.load(out / "deeplift.npz")["sequence_names"][-1] == "seq119"
+
+
+def test_resume_keeps_finished_chunks(model, fasta, whole, tmp_path, monkeypatch):
+    calls = []
+    original = interpkit.api.run
+
+    def killed_at_the_third_chunk(*args, start_index=0, **kw):
+        if start_index == 80:
+            raise KeyboardInterrupt
+        calls.append(start_index)
+        return original(*args, start_index=start_index, **kw)
+
+    monkeypatch.setattr(interpkit.api, "run", killed_at_the_third_chunk)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_chunked("deeplift", model, fasta, out, chunk_size=40, **OPTIONS)
+    assert calls == [0, 40] and sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "chunk_000000.npz", "chunk_000001.npz", "run.json"]
+    with pytest.raises(InputError, match="interrupted run.*pass --resume.*--force to start over"):
+        run_chunked("deeplift", model, fasta, out, chunk_size=40, **OPTIONS)
+    with pytest.raises(InputError, match="cannot resume.*options differ"):
+        run_chunked("deeplift", model, fasta, out, chunk_size=40, resume=True, n_references=3)
+    with pytest.raises(InputError, match="cannot resume.*chunk_size differ"):
+        run_chunked("deeplift", model, fasta, out, chunk_size=30, resume=True, **OPTIONS)
+    calls.clear()
+    monkeypatch.setattr(interpkit.api, "run", lambda *a, start_index=0, **kw: calls.append(start_index) or original(
+        *a, start_index=start_index, **kw))
+    run_chunked("deeplift", model, fasta, out, chunk_size=40, resume=True, **OPTIONS)
+    assert calls == [80]  # only the unfinished chunk ran
+    assert_same_outputs(out, whole)
+
+
+def test_resume_and_chunking_need_their_preconditions(model, fasta, tmp_path):
+    with pytest.raises(InputError, match="nothing to resume"):
+        run_chunked("saliency", model, fasta, tmp_path / "new", resume=True)
+    with pytest.raises(InputError, match="cannot run in chunks"):
+        run_chunked("predict", model, fasta, tmp_path / "p")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "mine.txt").write_text("mine")
+    with pytest.raises(InputError, match="not empty"):
+        run_chunked("saliency", model, fasta, tmp_path / "full")
+    assert out_files(tmp_path / "full") == {"mine.txt": 4}
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else proc.returncode
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def _kill_after(args: list[str], marker: Path, *, delay: float) -> None:
+    """Start ``python -m interpkit ARGS``, wait for ``marker``, then SIGKILL it ``delay`` s later."""
+    proc = subprocess.Popen([sys.executable, "-m", "interpkit", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(marker, proc)
+        time.sleep(delay)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def assert_nothing_half_written(out: Path) -> None:
+    """Every file that is not a hidden ``.part`` temporary is complete: it reads back whole."""
+    for path in out.rglob("*"):
+        if path.is_dir() or (path.name.startswith(".") and path.name.endswith(".part")):
+            continue
+        if path.suffix == ".npz":
+            with zipfile.ZipFile(path) as archive:
+                assert archive.testzip() is None, path
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        else:
+            assert path.stat().st_size > 0, path
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_attributions(fasta, whole, tmp_path):
+    out = tmp_path / "out"
+    args = ["run", "deeplift", str(MODEL), "-s", str(fasta), "-o", str(out), "--chunk-size", "20",
+            "--n-references", "2"]
+    _kill_after(args, out / "checkpoints" / "chunk_000001.npz", delay=random.uniform(0, 0.3))
+    assert_nothing_half_written(out)
+    kept = sorted(p.name for p in (out / "checkpoints").glob("chunk_*.npz"))
+    assert len(kept) >= 2
+    cli_error(args, "interrupted run", "--resume")  # never continued or overwritten unasked
+    proc = run_cli([*args, "--resume"])
+    assert proc.returncode == 0, proc.stderr
+    assert f"resuming: {len(kept)} finished chunk(s) kept" in proc.stderr
+    assert_same_outputs(out, whole)
+
+
+def test_sigkill_then_resume_neuronmotif(shared, tmp_path):
+    weights = shared / "checkpoints" / "neuronmotif_demos" / "demo1" / "weight.hdf5"
+    expected = interpkit.run("neuronmotif", interpkit.load(weights), layer="conv1d_1", neurons="0,1")
+    out = tmp_path / "out"
+    args = ["run", "neuronmotif", str(weights), "--layer", "conv1d_1", "--neurons", "0,1", "-o", str(out)]
+    _kill_after(args, out / "checkpoints" / "conv1d_1_neuron0.npz", delay=random.uniform(0, 0.5))
+    assert_nothing_half_written(out)
+    proc = run_cli([*args, "--resume"])
+    assert proc.returncode == 0, proc.stderr
+    got = np.load(out / "neuronmotif.npz")
+    for key in ("crm_ppm", "crm_n", "samples", "neurons"):
+        np.testing.assert_array_equal(got[key], expected.arrays[key])
+
+
+# -- a full disk ---------------------------------------------------------------------------------------
+def test_disk_full_removes_partial_files_and_touches_nothing_else(fasta, whole, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's own file")
+    writes = []
+    real_fsync = os.fsync
+
+    def fills_up(fd):
+        writes.append(fd)
+        if len(writes) == 4:  # run.json and chunks 0-1 fit, then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fills_up)
+    args = ["run", "deeplift", str(MODEL), "-s", str(fasta), "-o", str(out), "--chunk-size", "40",
+            "--n-references", "2"]
+    assert main([*args, "--force"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no room left to write") and "partial file was removed" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    kept = ("run.json", "chunk_000000.npz", "chunk_000001.npz")
+    assert out_files(out) == {"notes.txt": 19, **{f"checkpoints/{n}": (out / "checkpoints" / n).stat().st_size
+                                                  for n in kept}}
+    monkeypatch.setattr(os, "fsync", real_fsync)  # space freed: resume finishes the run
+    assert main([*args, "--resume"]) == 0
+    assert (out / "notes.txt").read_text() == "the user's own file"
+    (out / "notes.txt").unlink()
+    assert_same_outputs(out, whole)
+
+
+def test_a_real_file_size_limit_through_the_cli(fasta, tmp_path):
+    """The kernel refuses writes past RLIMIT_FSIZE (EFBIG, Python ignores SIGXFSZ): no partial output stays."""
+    out = tmp_path / "out"
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))
+
+    proc = run_cli(["run", "saliency", MODEL, "-s", fasta, "-o", out], preexec_fn=limit)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: no room left to write")
+    assert not [p for p in out.rglob("*") if p.is_file() and p.parent == out]  # no output file, whole or partial
+    assert not list(out.rglob(".*.part"))
