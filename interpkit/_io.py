@@ -14,7 +14,7 @@ from typing import IO, Any, Protocol
 
 import numpy as np
 
-from interpkit.errors import InputError, OutOfSpaceError
+from interpkit.errors import InputError, OutOfSpaceError, PluginError
 
 __all__ = ["RowBlocks", "atomic_write", "check_out_dir", "file_digest", "prepare_out_dir", "remove_partials",
            "write_npz"]
@@ -51,8 +51,9 @@ def atomic_write(path: str | os.PathLike, *, mode: str = "w", overwrite: bool = 
     path = Path(path)
     if path.exists() and not overwrite:
         raise InputError(f"{path} already exists; choose another name or pass overwrite=True (--force).")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -60,8 +61,9 @@ def atomic_write(path: str | os.PathLike, *, mode: str = "w", overwrite: bool = 
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
             raise OutOfSpaceError(f"no room left to write {path} ({os.strerror(exc.errno)}); the partial file was "
                                   "removed and nothing else was touched. Free some space (or choose another --out) "
@@ -78,6 +80,7 @@ def remove_partials(directory: str | os.PathLike) -> list[Path]:
     Parameters
     ----------
     directory : path-like
+        The folder to clean (not its subfolders).
 
     Returns
     -------
@@ -214,8 +217,11 @@ def write_npz(path: str | os.PathLike, arrays: Mapping[str, Any], *, overwrite: 
                 rows = 0
                 for block in blocks:
                     block = np.require(block, dtype, "C")
+                    if block.shape[1:] != shape[1:]:
+                        raise PluginError(f"write_npz: {name} has a block of shape {block.shape}, not (n, "
+                                          f"{', '.join(map(str, shape[1:]))}) as announced.")
                     rows += len(block) if block.ndim else 1
                     if block.size:
                         member.write(block.reshape(-1).view(np.uint8))
                 if shape and rows != shape[0]:
-                    raise RuntimeError(f"write_npz: {name} had {rows} rows, not the {shape[0]} announced.")
+                    raise PluginError(f"write_npz: {name} had {rows} rows, not the {shape[0]} announced.")

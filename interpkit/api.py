@@ -141,7 +141,7 @@ def _read_X(X: Any, model: Predictor) -> tuple[np.ndarray, tuple[str, ...]]:
     if isinstance(X, (str, os.PathLike)):
         from interpkit.sequences import read_sequences
 
-        names, arr = read_sequences(X, alphabet=spec.alphabet, length=spec.length)
+        names, arr = read_sequences(X, alphabet=spec.alphabet, length=spec.length, min_length=spec.min_length)
         return arr, tuple(names)
     arr = check_one_hot(X, "X", length=spec.length)
     return arr, tuple(f"seq{i}" for i in range(len(arr)))

@@ -27,17 +27,20 @@ from typing import Any
 import numpy as np
 
 from interpkit._io import atomic_write, check_out_dir, file_digest, remove_partials, write_npz
-from interpkit.errors import InputError, PluginError
+from interpkit.errors import InputError, InterpkitError, MissingFileError, PluginError
 from interpkit.plugins import Registry, get_registry
 from interpkit.results import Result, _jsonable, write_result
 from interpkit.validation import check_one_hot, check_scalar
 
-__all__ = ["CHECKPOINTS", "checkpoint_dir", "run_chunked"]
+__all__ = ["CHECKPOINTS", "checkpoint_dir", "make_checkpoint_dir", "remove_checkpoint_dir", "run_chunked"]
 
 #: The folder of an output directory that holds an unfinished run's finished pieces.
 CHECKPOINTS = "checkpoints"
 _RECORD = "run.json"
+_MARKER = ".interpkit"  # in a checkpoints folder interpkit made: only such a folder is ever deleted
 _META = "__meta__"
+#: Options that do not change a result, so a resume may differ in them.
+_UNRECORDED = frozenset({"verbose", "batch_size"})
 
 
 def checkpoint_dir(out: str | os.PathLike, *, resume: bool = False, force: bool = False) -> Path:
@@ -50,23 +53,29 @@ def checkpoint_dir(out: str | os.PathLike, *, resume: bool = False, force: bool 
     resume : bool
         Continue the interrupted run whose checkpoints ``out`` holds. Default is False.
     force : bool
-        Without ``resume``: start over, deleting ``out/checkpoints`` (interpkit's own files) and
-        writing over same-named outputs; other files in ``out`` are kept. Default is False.
+        Start over: delete ``out/checkpoints`` (interpkit's own folder, known by its marker file)
+        and write over same-named outputs; other files in ``out`` are kept. Default is False.
 
     Returns
     -------
     Path
-        ``out/checkpoints`` (not created here).
+        ``out/checkpoints``; create it with :func:`make_checkpoint_dir`.
 
     Raises
     ------
     InputError
-        If ``out`` holds an interrupted run and neither ``resume`` nor ``force`` is given; if
-        ``resume`` is given and there is nothing to resume; if ``out`` is a file or (without
-        ``force``) a directory holding other files.
+        If both ``resume`` and ``force`` are given; if ``out/checkpoints`` exists but interpkit did
+        not make it; if ``out`` holds an interrupted run and neither ``resume`` nor ``force`` is
+        given; if ``resume`` is given and there is nothing to resume; if ``out`` is a file or
+        (without ``force``) a directory holding other files.
     """
     out = Path(out)
     work = out / CHECKPOINTS
+    if resume and force:
+        raise InputError("--resume continues an interrupted run and --force starts it over; pass one of them.")
+    if work.exists() and not (work / _MARKER).is_file():
+        raise InputError(f"{work} exists but interpkit did not make it (it lacks {_MARKER}); interpkit keeps "
+                         "unfinished runs there, so choose another --out.")
     if resume:
         if not work.is_dir():
             raise InputError(f"nothing to resume in {out}: it holds no interrupted run ({work} does not exist); "
@@ -82,6 +91,36 @@ def checkpoint_dir(out: str | os.PathLike, *, resume: bool = False, force: bool 
         shutil.rmtree(work)
     check_out_dir(out, force=force)
     return work
+
+
+def make_checkpoint_dir(work: str | os.PathLike) -> Path:
+    """Create the folder :func:`checkpoint_dir` named, with the marker that makes it interpkit's.
+
+    Returns
+    -------
+    Path
+    """
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / _MARKER).is_file():
+        with atomic_write(work / _MARKER) as handle:
+            handle.write("Finished pieces of an interrupted interpkit run: continue it with --resume; --force "
+                         "deletes this folder.\n")
+    return work
+
+
+def remove_checkpoint_dir(work: str | os.PathLike) -> None:
+    """Delete a finished run's checkpoints: the pieces first, the record and marker last, so that a
+    process killed half-way leaves a folder that ``--resume`` completes (recomputing the deleted
+    pieces) or ``--force`` clears."""
+    work = Path(work)
+    last = {_RECORD, _MARKER}
+    for path in [*sorted(p for p in work.iterdir() if p.name not in last), work / _RECORD, work / _MARKER]:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    work.rmdir()
 
 
 def run_chunked(
@@ -100,8 +139,9 @@ def run_chunked(
 
     The files are those :meth:`Result.write` writes for the whole run (for attributions
     ``<method>.npz``, ``<method>_ohe.npz``, ``<method>_hyp_<t>.npz``, ``<method>.json``), with
-    the same contents as ``interpkit.run(method, model, X, **options).write(out)``; memory is
-    bounded by ``chunk_size`` sequences, not by N.
+    the same arrays as ``interpkit.run(method, model, X, **options).write(out)`` (the manifest's
+    warnings are the chunks', each once); memory is bounded by ``chunk_size`` sequences, not by N.
+    Every sequence is read and checked before the first chunk runs.
 
     Parameters
     ----------
@@ -137,8 +177,15 @@ def run_chunked(
         For a method that is not per-sequence, an ``out`` that holds files or an interrupted run
         (see :func:`checkpoint_dir`), a resume whose method, options, model or sequences differ
         from the interrupted run's (the message names them), and invalid sequences or options.
+    MissingFileError
+        If the sequence file does not exist.
+    CapabilityError, PluginError
+        As :func:`interpkit.run`.
     OutOfSpaceError
         If the disk fills; finished chunks stay, so ``resume`` continues after space is freed.
+
+    Errors raised while a chunk runs say which sequences it holds and how many finished chunks
+    were kept.
     """
     from interpkit.api import load, run
     from interpkit.params import bind_params
@@ -150,36 +197,66 @@ def run_chunked(
                          "use interpkit.run.")
     chunk_size = check_scalar(chunk_size, "chunk_size", int, min_val=1)
     model = load(model, registry=registry)
-    bind_params(method, spec.params, options)  # bad options fail before any work
+    bound = bind_params(method, spec.params, options)  # bad options fail before any work
     out = Path(out)
     work = checkpoint_dir(out, resume=resume, force=force)
     source = _Sequences(X, model)
-    record = {"method": method, "options": _jsonable(dict(sorted(options.items()))), "model": model.name,
-              "checkpoint": dict(model.checkpoint).get("sha256"), "sequences": source.fingerprint,
-              "chunk_size": chunk_size}
+    record = _record(method, bound, model, registry, source, chunk_size)
     if resume:
         _check_record(work, record)
-    chunks = []
+    for _ in source.chunks(chunk_size):  # every record is checked before any work (memory: one chunk)
+        pass
+    chunks: list[Path] = []
     for i, (start, names, arr) in enumerate(source.chunks(chunk_size)):
         path = work / f"chunk_{i:06d}.npz"
         if not path.exists():  # a finished chunk is complete: it is renamed into place only once written
-            result = run(method, model, arr, names=names, start_index=start, registry=registry, **options)
-            if not work.is_dir():  # the first chunk ran, so options the method refuses have left nothing behind
-                work.mkdir(parents=True)
-                with atomic_write(work / _RECORD) as handle:
-                    json.dump(record, handle, indent=2)
-            _write_chunk(path, result, len(arr))
+            try:
+                result = run(method, model, arr, names=names, start_index=start, registry=registry, **options)
+                if not work.is_dir():  # the first chunk ran, so options the method refuses have left nothing
+                    make_checkpoint_dir(work)
+                    with atomic_write(work / _RECORD) as handle:
+                        json.dump(record, handle, indent=2)
+                _write_chunk(path, result, len(arr))
+            except InterpkitError as exc:
+                raise _in_chunk(exc, start, names, len(chunks), work) from None
             del result
         chunks.append(path)
         del arr  # one chunk in memory at a time: not this one while the next is read
     if not chunks:
         raise InputError(f"no sequences in {X}; pass a file with at least one sequence.")
     files = _assemble(chunks, out, overwrite=force or resume)
-    shutil.rmtree(work)
+    remove_checkpoint_dir(work)
     return files
 
 
+def _record(method: str, bound: Mapping[str, Any], model: Any, registry: Registry, source: _Sequences,
+            chunk_size: int) -> dict[str, Any]:
+    """What a run is, as JSON: a resume must match it in every key."""
+    from interpkit import __version__
+
+    plugin = registry.plugin_of("methods", method)
+    reduction = getattr(model, "output_reduction", None)
+    record = {
+        "method": method,
+        "options": {k: v for k, v in sorted(bound.items()) if k not in _UNRECORDED},
+        "model": {"name": model.name, "checkpoint": dict(model.checkpoint), "input": model.input_spec.describe(),
+                  "outputs": list(model.output_names), "reduction": reduction.describe() if reduction else None},
+        "versions": {"interpkit": __version__, plugin.name: plugin.version},
+        "sequences": source.fingerprint,
+        "chunk_size": chunk_size,
+    }
+    return json.loads(json.dumps(_jsonable(record), default=repr))  # as it reads back from run.json
+
+
+def _in_chunk(exc: InterpkitError, start: int, names: list[str], done: int, work: Path) -> InterpkitError:
+    """``exc`` (same type) saying which sequences failed and what was kept for ``--resume``."""
+    kept = (f"; {done} finished chunk(s) are kept in {work}: fix the cause and rerun with --resume"
+            if done else "")
+    return type(exc)(f"{exc} (in sequences {start}-{start + len(names) - 1} of the run, from {names[0]!r}{kept})")
+
+
 def _check_record(work: Path, record: Mapping[str, Any]) -> None:
+    """Refuse a resume whose run differs from the interrupted one, naming what differs."""
     try:
         old = json.loads((work / _RECORD).read_text())
     except (OSError, ValueError):
@@ -188,8 +265,8 @@ def _check_record(work: Path, record: Mapping[str, Any]) -> None:
     differ = [key for key in record if old.get(key) != record[key]]
     if differ:
         raise InputError(f"cannot resume the run in {work.parent}: its {', '.join(differ)} differ from this "
-                         "command's; rerun with the same model, sequences and options, or start over with --force "
-                         "(without --resume).")
+                         "command's (or interpkit was upgraded); rerun with the same model, loading options, "
+                         "sequences and options, or start over with --force (without --resume).")
 
 
 def _write_chunk(path: Path, result: Result, n: int) -> None:
@@ -204,8 +281,8 @@ def _write_chunk(path: Path, result: Result, n: int) -> None:
                 raise PluginError(f"method {result.method!r} is declared per_sequence but its array {key!r} has "
                                   f"shape {np.shape(array)}, not {n} sequences first.")
             arrays[f"{name}:{key}"] = array
-    meta = {"method": result.method, "layout": layout, "params": _jsonable(result.params), "provenance": _jsonable(result.provenance),
-            "warnings": list(result.warnings)}
+    meta = {"method": result.method, "layout": layout, "params": _jsonable(result.params),
+            "provenance": _jsonable(result.provenance), "warnings": list(result.warnings)}
     arrays[_META] = np.array(json.dumps(meta, default=repr))
     write_npz(path, arrays, compress=False)
 
@@ -237,6 +314,7 @@ def _header(path: Path, member: str) -> tuple[tuple[int, ...], np.dtype]:
 
 
 def _assemble(chunks: list[Path], out: Path, *, overwrite: bool) -> list[Path]:
+    """The run's files, streamed from its chunk files by :func:`interpkit.results.write_result`."""
     metas = []
     for path in chunks:
         with np.load(path, allow_pickle=False) as archive:
@@ -258,8 +336,6 @@ class _Sequences:
             self.path: Path | None = Path(X)
             self.array = None
             if not self.path.is_file():
-                from interpkit.errors import MissingFileError
-
                 raise MissingFileError(f"sequence file {X} does not exist; check the path.")
             self.fingerprint = {"file": self.path.name, "bytes": self.path.stat().st_size,
                                 "sha256": file_digest(self.path)}
@@ -280,7 +356,7 @@ class _Sequences:
 
         start = 0
         for names, arr in iter_sequences(self.path, alphabet=self.spec.alphabet, length=self.spec.length,
-                                         chunk_size=size):
+                                         min_length=self.spec.min_length, chunk_size=size):
             n = len(arr)
             yield start, names, arr
             del arr  # not kept while the next chunk is read

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import warnings
 from collections.abc import Sequence
@@ -162,7 +161,12 @@ def _method_command(spec: Any) -> click.Command:
                  chunk_size: int | None = None, **options: Any) -> None:
         from interpkit._io import check_out_dir, prepare_out_dir
         from interpkit.api import run
-        from interpkit.chunks import CHECKPOINTS, checkpoint_dir, run_chunked
+        from interpkit.chunks import (
+            CHECKPOINTS,
+            checkpoint_dir,
+            remove_checkpoint_dir,
+            run_chunked,
+        )
 
         load_options = {k: options.pop(k) for k in model_keys}
         options = {k: v for k, v in options.items() if v is not None}
@@ -175,15 +179,15 @@ def _method_command(spec: Any) -> click.Command:
         else:
             work = None
             if spec.checkpoint_param and spec.checkpoint_param not in options:  # OUT/checkpoints, for --resume
-                work = checkpoint_dir(out, resume=resume, force=force)
+                work = checkpoint_dir(out, resume=resume, force=force)  # the method makes it (marked)
                 options[spec.checkpoint_param] = str(work)
             else:
                 check_out_dir(out, force=force)  # fail before the work; create only after it
             result = run(spec.name, _load(model, **load_options), sequences, **options)
             out_dir = prepare_out_dir(out, force=force or resume, resumable=CHECKPOINTS)
             files = result.write(out_dir, overwrite=force or resume)
-            if work is not None:  # finished: nothing left to resume
-                shutil.rmtree(work, ignore_errors=True)
+            if work is not None and work.is_dir():  # finished: nothing left to resume
+                remove_checkpoint_dir(work)
             for warning in result.warnings:
                 click.echo(f"warning: {warning}", err=True)
         for path in files:
@@ -358,9 +362,9 @@ def _train_command(spec: Any) -> click.Command:
                  normalise: str | None, valid: float, test: float, random_state: int, out: str, force: bool,
                  resume: bool, **options: Any) -> None:
         from interpkit.datasets import read_labelled
-        from interpkit.training import _check_out, train
+        from interpkit.training import check_train_out, train
 
-        _check_out(out, force=force, resume=resume)  # before reading data
+        check_train_out(out, force=force, resume=resume)  # before reading data
         data = read_labelled(sequences, targets=targets, negatives=negatives, n_negatives=n_negatives, bed=bed,
                              genome=genome, length=length, alphabet=alphabet, task=task, normalise=normalise,
                              random_state=random_state)

@@ -80,6 +80,9 @@ class InputSpec:
         features), name -> shape without the batch axis. Default is empty.
     dtype : str
         dtype of the model's own input. Default is "float32".
+    min_length : int
+        The shortest sequence in bp the model takes when ``length`` is None (e.g. its receptive
+        field); sequence readers refuse shorter records by name. Default is 1.
     """
 
     alphabet: str = "ACGT"
@@ -88,6 +91,7 @@ class InputSpec:
     model_alphabet: str | None = None
     extra_inputs: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     dtype: str = "float32"
+    min_length: int = 1
 
     def __post_init__(self) -> None:
         if self.alphabet not in ("ACGT", "ACGU"):
@@ -96,6 +100,8 @@ class InputSpec:
             raise InputError(f"InputSpec.layout == {self.layout!r}, must be one of {', '.join(LAYOUTS)}.")
         if self.length is not None and (not isinstance(self.length, int) or self.length < 1):
             raise InputError(f"InputSpec.length == {self.length!r}, must be a positive int or None.")
+        if not isinstance(self.min_length, int) or self.min_length < 1:
+            raise InputError(f"InputSpec.min_length == {self.min_length!r}, must be a positive int.")
         if self.model_alphabet is not None and sorted(self.model_alphabet) != sorted(self.alphabet):
             raise InputError(
                 f"InputSpec.model_alphabet == {self.model_alphabet!r} is not an ordering of {self.alphabet!r}."

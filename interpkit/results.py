@@ -241,8 +241,7 @@ def write_result(result: Result, out_dir: str | os.PathLike, npz: Mapping[str, M
     """Write ``result``'s files (see :meth:`Result.write`) with the given ``.npz`` contents and tables.
 
     :meth:`Result.write` passes the result's own; a chunked run (:mod:`interpkit.chunks`) passes
-    arrays streamed from its chunk files (:class:`~interpkit._io.RowBlocks`) and the chunks'
-    tables joined. Files are checked before anything is written; if a write fails, the files
+    arrays streamed from its chunk files (:class:`~interpkit._io.RowBlocks`) and no tables. Files are checked before anything is written; if a write fails, the files
     this call created are removed (files it replaced under ``overwrite`` stay replaced).
 
     Returns

@@ -247,8 +247,8 @@ def iter_fasta(path: str | os.PathLike) -> Iterator[tuple[str, str]]:
                          "pass a plain or gzip-compressed FASTA file.") from None
 
 
-def read_sequences(path: str | os.PathLike, *, alphabet: str = DNA,
-                   length: int | None = None) -> tuple[list[str], np.ndarray]:
+def read_sequences(path: str | os.PathLike, *, alphabet: str = DNA, length: int | None = None,
+                   min_length: int = 1) -> tuple[list[str], np.ndarray]:
     """Read FASTA or a ``.npy`` one-hot array as names and one-hot sequences.
 
     Parameters
@@ -260,6 +260,9 @@ def read_sequences(path: str | os.PathLike, *, alphabet: str = DNA,
         Alphabet for FASTA input (see :func:`one_hot_encode`). Default is "ACGT".
     length : int or None
         Length in bp required of every record, or None for any common length. Default is None.
+    min_length : int
+        The shortest record accepted, in bp (a model's receptive field, ``InputSpec.min_length``).
+        Default is 1.
 
     Returns
     -------
@@ -277,19 +280,19 @@ def read_sequences(path: str | os.PathLike, *, alphabet: str = DNA,
         ``length`` bp (with ``length`` None: not the first record's length). The message names
         the file and the first such record.
     """
-    chunks = list(iter_sequences(path, alphabet=alphabet, length=length))
+    chunks = list(iter_sequences(path, alphabet=alphabet, length=length, min_length=min_length))
     names = [name for chunk_names, _ in chunks for name in chunk_names]
     return names, chunks[0][1] if len(chunks) == 1 else np.concatenate([X for _, X in chunks])
 
 
 def iter_sequences(path: str | os.PathLike, *, alphabet: str = DNA, length: int | None = None,
-                   chunk_size: int | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
+                   min_length: int = 1, chunk_size: int | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
     """Read FASTA or ``.npy`` sequences in chunks: as :func:`read_sequences` (same checks, same
     errors), but ``chunk_size`` records at a time, so that memory does not grow with the file.
 
     Parameters
     ----------
-    path, alphabet, length
+    path, alphabet, length, min_length
         As :func:`read_sequences`.
     chunk_size : int or None
         Records per chunk (the last may be shorter); None reads the whole file as one chunk.
@@ -316,14 +319,14 @@ def iter_sequences(path: str | os.PathLike, *, alphabet: str = DNA, length: int 
     gz = suffixes[-1] == ".gz"
     kind = suffixes[-2] if gz else suffixes[-1]
     if kind == ".npy" and not gz:
-        yield from _npy_chunks(path, length, chunk_size)
+        yield from _npy_chunks(path, length, min_length, chunk_size)
     elif kind in _FASTA_SUFFIXES:
         records = iter_fasta(path)
         first = None
         while chunk := list(itertools.islice(records, chunk_size)):
             names = [name for name, _ in chunk]
             first = first or (names[0], len(chunk[0][1]))
-            _check_lengths(path, names, [len(seq) for _, seq in chunk], length, first)
+            _check_lengths(path, names, [len(seq) for _, seq in chunk], length, first, min_length)
             try:
                 yield names, one_hot_encode([seq for _, seq in chunk], alphabet=alphabet, names=names)
             except InputError as exc:
@@ -332,7 +335,8 @@ def iter_sequences(path: str | os.PathLike, *, alphabet: str = DNA, length: int 
         raise InputError(f"sequence file {path} has an unknown suffix; accepted are {_ACCEPTED}.")
 
 
-def _npy_chunks(path: Path, length: int | None, chunk_size: int | None) -> Iterator[tuple[list[str], np.ndarray]]:
+def _npy_chunks(path: Path, length: int | None, min_length: int,
+                chunk_size: int | None) -> Iterator[tuple[list[str], np.ndarray]]:
     try:  # memory-mapped, so a damaged header cannot make numpy allocate what the file does not hold
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - numpy raises many types (SyntaxError, TokenError, ...) on damage
@@ -344,14 +348,19 @@ def _npy_chunks(path: Path, length: int | None, chunk_size: int | None) -> Itera
     for start in range(0, len(arr), size):
         X = check_one_hot(np.array(arr[start:start + size]), str(path))
         names = [f"seq{i}" for i in range(start, start + len(X))]
-        _check_lengths(path, names, [X.shape[2]] * len(X), length, (names[0], X.shape[2]))
+        _check_lengths(path, names, [X.shape[2]] * len(X), length, (names[0], X.shape[2]), min_length)
         yield names, X
 
 
 def _check_lengths(path: Path, names: list[str], lengths: list[int], length: int | None,
-                   first: tuple[str, int]) -> None:
-    """One length for every record: ``length``, or (None) the file's first record's."""
+                   first: tuple[str, int], min_length: int = 1) -> None:
+    """One length for every record: ``length``, or (None) the file's first record's; >= ``min_length``."""
     where = f"sequence file {path}"
+    short = next((i for i, n in enumerate(lengths) if n < min_length), None)
+    if short is not None and length is None:
+        raise InputError(f"{where}: record {names[short]!r} is {lengths[short]} bp, shorter than the model's "
+                         f"receptive field ({min_length} bp); give records of at least {min_length} bp (e.g. wider "
+                         "windows around the sites).")
     windows = "or write a FASTA of windows of that length (e.g. with interpkit.read_bed_windows)"
     wrong = next((i for i, n in enumerate(lengths) if n != (first[1] if length is None else length)), None)
     if wrong is not None and length is not None:

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from interpkit.datasets import LabelledSequences
     from interpkit.plugins import Registry
 
-__all__ = ["MONITORS", "RESUME_STATE", "TASKS", "TrainingResult", "evaluate", "monitored", "read_sidecar",
-           "sidecar_path", "train"]
+__all__ = ["MONITORS", "RESUME_STATE", "TASKS", "TrainingResult", "check_train_out", "evaluate", "monitored",
+           "read_sidecar", "sidecar_path", "train"]
 
 #: What the targets are: one 0/1 target, several 0/1 targets, or real values.
 TASKS = ("binary", "multilabel", "regression")
@@ -208,8 +208,20 @@ def _splits(data: Any, valid: float, test: float, random_state: int) -> tuple[An
                      f"(interpkit.datasets.read_labelled); got {type(data).__name__}.")
 
 
-def _check_out(out: str | os.PathLike, *, force: bool, resume: bool) -> Path:
-    """Check, creating nothing, that ``out`` may receive a new run (empty, or ``force``) or holds one to resume."""
+def check_train_out(out: str | os.PathLike, *, force: bool, resume: bool) -> Path:
+    """Check, creating nothing, that ``out`` may receive a new training run (empty, or ``force``) or
+    holds an interrupted one to resume (``out/train_state.pt``).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    InputError
+        For ``resume`` with ``force``, ``resume`` with nothing to resume, an interrupted run without
+        ``resume`` or ``force``, or (as :func:`interpkit._io.check_out_dir`) a non-empty ``out``.
+    """
     from interpkit._io import check_out_dir
 
     out, state = Path(out), Path(out) / RESUME_STATE
@@ -323,7 +335,7 @@ def train(
     valid = 0.1 if valid is None else check_scalar(valid, "valid", float, min_val=0.0, max_val=1.0)
     test = 0.1 if test is None else check_scalar(test, "test", float, min_val=0.0, max_val=1.0)
     params = bind_params(f"train {arch}", spec.train_params, options)
-    _check_out(out, force=force, resume=resume)
+    check_train_out(out, force=force, resume=resume)
     plugin = registry.plugin_of("models", arch)
     if resume and not _accepts(trainer, "resume"):
         raise CapabilityError(f"the trainer of {arch!r} (plugin {plugin.name} {plugin.version}) cannot resume a run; "

@@ -56,8 +56,8 @@ CASES = [
     pytest.param("odd.fa", f">a\n{CHR1}\n>odd\n{CHR1[:150]}\n", PREDICT_200,
                  ["odd.fa: record 'odd' is 150 bp but length=200 bp is required", "pad shorter ones with N to 200 bp"],
                  id="fasta-shorter-than-model-length"),
-    # The receptive-field check is the numpy backend's, which does not know the file: it names neither file nor record.
-    pytest.param("tiny.fa", ">a\nAC\n", PREDICT, ["length 2 bp, shorter than the receptive field (3 bp)"],
+    pytest.param("tiny.fa", ">a\nAC\n", PREDICT,
+                 ["tiny.fa: record 'a' is 2 bp", "shorter than the model's receptive field (3 bp)", "at least 3 bp"],
                  id="fasta-shorter-than-receptive-field"),
     # --- BED (genome: chr1 200 bp, chr2 100 bp; windows of 40 bp) ---
     pytest.param("missing.bed", None, TRAIN_BED, ["BED file", "missing.bed does not exist"], id="bed-missing"),

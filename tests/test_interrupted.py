@@ -102,7 +102,7 @@ def test_resume_keeps_finished_chunks(model, fasta, whole, tmp_path, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         run_chunked("deeplift", model, fasta, out, chunk_size=40, **OPTIONS)
     assert calls == [0, 40] and sorted(p.name for p in (out / "checkpoints").iterdir()) == [
-        "chunk_000000.npz", "chunk_000001.npz", "run.json"]
+        ".interpkit", "chunk_000000.npz", "chunk_000001.npz", "run.json"]
     with pytest.raises(InputError, match="interrupted run.*pass --resume.*--force to start over"):
         run_chunked("deeplift", model, fasta, out, chunk_size=40, **OPTIONS)
     with pytest.raises(InputError, match="cannot resume.*options differ"):
@@ -117,16 +117,73 @@ def test_resume_keeps_finished_chunks(model, fasta, whole, tmp_path, monkeypatch
     assert_same_outputs(out, whole)
 
 
-def test_resume_and_chunking_need_their_preconditions(model, fasta, tmp_path):
-    with pytest.raises(InputError, match="nothing to resume"):
-        run_chunked("saliency", model, fasta, tmp_path / "new", resume=True)
-    with pytest.raises(InputError, match="cannot run in chunks"):
-        run_chunked("predict", model, fasta, tmp_path / "p")
-    (tmp_path / "full").mkdir()
-    (tmp_path / "full" / "mine.txt").write_text("mine")
-    with pytest.raises(InputError, match="not empty"):
-        run_chunked("saliency", model, fasta, tmp_path / "full")
-    assert out_files(tmp_path / "full") == {"mine.txt": 4}
+@pytest.mark.parametrize(("method", "options"), [("saliency", {}), ("ism", {"start": 40, "end": 60})])
+def test_other_per_sequence_methods_chunk_alike(model, fasta, method, options, tmp_path):
+    interpkit.run(method, model, fasta, **options).write(tmp_path / "whole")
+    run_chunked(method, model, fasta, tmp_path / "out", chunk_size=45, **options)
+    for name in sorted(p.name for p in (tmp_path / "whole").glob("*.npz")):
+        got, want = np.load(tmp_path / "out" / name), np.load(tmp_path / "whole" / name)
+        assert sorted(got.files) == sorted(want.files)
+        for key in want.files:
+            if want[key].dtype.kind == "f":  # float32 rounding may vary with the batch
+                np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6, err_msg=f"{name}:{key}")
+            else:
+                np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_a_run_is_refused_rather_than_mixed_or_deleted(model, fasta, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "my_model_epoch3.pt").write_text("weights")  # the user's own folder of that name
+    for kw in ({}, {"force": True}, {"resume": True}):
+        with pytest.raises(InputError, match="interpkit did not make it"):
+            run_chunked("saliency", model, fasta, out, **kw)
+    assert out_files(out) == {"checkpoints/my_model_epoch3.pt": 7}
+    with pytest.raises(InputError, match="pass one of them"):
+        run_chunked("saliency", model, fasta, tmp_path / "o2", resume=True, force=True)
+    # an interrupted run resumed with another input encoding: refused, naming the model
+    original = interpkit.api.run
+
+    def killed_at_the_second_chunk(*args, start_index=0, **kw):
+        if start_index:
+            raise KeyboardInterrupt
+        return original(*args, start_index=start_index, **kw)
+
+    monkeypatch.setattr(interpkit.api, "run", killed_at_the_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        run_chunked("saliency", model, fasta, tmp_path / "o3", chunk_size=60)
+    monkeypatch.setattr(interpkit.api, "run", original)
+    with pytest.raises(InputError, match="cannot resume.*its model differ"):
+        run_chunked("saliency", interpkit.load(MODEL, alphabet="TGCA"), fasta, tmp_path / "o3", chunk_size=60,
+                    resume=True)
+    run_chunked("saliency", model, fasta, tmp_path / "o3", chunk_size=60, resume=True, verbose=True)  # not recorded
+
+
+def test_every_sequence_is_checked_before_any_work(model, fasta, tmp_path):
+    bad = tmp_path / "bad.fa"
+    bad.write_text(fasta.read_text() + ">last\n" + "ACGTZ" * 40 + "\n")
+    with pytest.raises(InputError, match=r"bad.fa: .*'last'.*'Z'"):
+        run_chunked("saliency", model, bad, tmp_path / "out", chunk_size=20)
+    assert not (tmp_path / "out").exists()
+
+
+def test_memory_does_not_grow_with_the_number_of_sequences(model, whole, tmp_path):
+    """Python-side peak (numpy included) of 16 chunks against 64: one chunk at a time, whatever N.
+
+    (Above 1 MiB of input, so that the fingerprint's 1 MiB read blocks are full in both runs.)
+    """
+    import tracemalloc
+
+    X = np.load(whole / "deeplift_ohe.npz")["arr_0"]  # 120 sequences
+    peaks = []
+    for n in (16, 64):
+        np.save(tmp_path / f"X{n}.npy", np.concatenate([X] * 16)[: 30 * n])  # n chunks of 30
+        tracemalloc.start()
+        run_chunked("saliency", model, tmp_path / f"X{n}.npy", tmp_path / f"out{n}", chunk_size=30)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert np.load(tmp_path / "out64" / "saliency.npz")["hypothetical"].shape == (1920, 1, 4, 200)
+    assert peaks[1] < 1.10 * peaks[0], peaks  # holding the whole run would be 4x (12 MiB more)
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -144,6 +201,7 @@ def _kill_after(args: list[str], marker: Path, *, delay: float) -> None:
     try:
         _wait_for(marker, proc)
         time.sleep(delay)
+        assert proc.poll() is None, "the run finished before it could be killed; give it more work"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -178,18 +236,26 @@ def test_sigkill_then_resume_gives_the_uninterrupted_attributions(fasta, whole, 
     assert_same_outputs(out, whole)
 
 
-def test_sigkill_then_resume_neuronmotif(shared, tmp_path):
+def test_sigkill_then_resume_neuronmotif(shared, tmp_path, monkeypatch):
+    import interpkit_neuronmotif.neuronmotif as nm_module
+
     weights = shared / "checkpoints" / "neuronmotif_demos" / "demo1" / "weight.hdf5"
     expected = interpkit.run("neuronmotif", interpkit.load(weights), layer="conv1d_1", neurons="0,1")
     out = tmp_path / "out"
     args = ["run", "neuronmotif", str(weights), "--layer", "conv1d_1", "--neurons", "0,1", "-o", str(out)]
     _kill_after(args, out / "checkpoints" / "conv1d_1_neuron0.npz", delay=random.uniform(0, 0.5))
     assert_nothing_half_written(out)
-    proc = run_cli([*args, "--resume"])
-    assert proc.returncode == 0, proc.stderr
+    done = sorted(int(p.stem[-1]) for p in (out / "checkpoints").glob("conv1d_1_neuron*.npz"))
+    ran = []
+    original = nm_module.analyse_neuron
+    monkeypatch.setattr(nm_module, "analyse_neuron", lambda neuron, **kw: ran.append(neuron.channel) or original(
+        neuron, **kw))
+    assert main([*args, "--resume"]) == 0  # in this process, to see which neurons run
+    assert ran == [c for c in (0, 1) if c not in done] and 0 in done  # finished neurons are not recomputed
     got = np.load(out / "neuronmotif.npz")
     for key in ("crm_ppm", "crm_n", "samples", "neurons"):
         np.testing.assert_array_equal(got[key], expected.arrays[key])
+    assert not (out / "checkpoints").exists()
 
 
 # -- a full disk ---------------------------------------------------------------------------------------
@@ -202,7 +268,7 @@ def test_disk_full_removes_partial_files_and_touches_nothing_else(fasta, whole, 
 
     def fills_up(fd):
         writes.append(fd)
-        if len(writes) == 4:  # run.json and chunks 0-1 fit, then the disk is full
+        if len(writes) == 5:  # the marker, run.json and chunks 0-1 fit, then the disk is full
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_fsync(fd)
 
@@ -213,7 +279,7 @@ def test_disk_full_removes_partial_files_and_touches_nothing_else(fasta, whole, 
     err = capsys.readouterr().err
     assert err.startswith("error: no room left to write") and "partial file was removed" in err
     assert err.count("\n") == 1 and "Traceback" not in err
-    kept = ("run.json", "chunk_000000.npz", "chunk_000001.npz")
+    kept = (".interpkit", "run.json", "chunk_000000.npz", "chunk_000001.npz")
     assert out_files(out) == {"notes.txt": 19, **{f"checkpoints/{n}": (out / "checkpoints" / n).stat().st_size
                                                   for n in kept}}
     monkeypatch.setattr(os, "fsync", real_fsync)  # space freed: resume finishes the run

@@ -132,7 +132,7 @@ def test_an_interrupted_layer_resumes_without_redoing_finished_neurons(demo1, tm
     monkeypatch.setattr(nm_module, "analyse_neuron", dies_on_the_third)
     with pytest.raises(KeyboardInterrupt):
         neuronmotif(demo1, layer="conv1d_1", checkpoint_dir=tmp_path)
-    assert done == [0, 1] and sorted(p.name for p in tmp_path.iterdir()) == ["conv1d_1_neuron0.npz",
+    assert done == [0, 1] and sorted(p.name for p in tmp_path.iterdir()) == [".interpkit", "conv1d_1_neuron0.npz",
                                                                             "conv1d_1_neuron1.npz"]
     done.clear()
     monkeypatch.setattr(nm_module, "analyse_neuron", lambda neuron, **kw: done.append(neuron.channel) or original(

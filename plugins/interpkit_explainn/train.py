@@ -107,7 +107,8 @@ def _init_motifs(spec: str, release: str, units: int) -> list[Any]:
 
 
 def train(train_data: Any, valid: Any, test: Any, *, out: Path, random_state: int = 0, overwrite: bool = False,
-          resume: bool = False, num_units: int = 100, filter_size: int = 19, num_fc: int = 2, pool_size: int = 7, pool_stride: int = 7,
+          resume: bool = False, num_units: int = 100, filter_size: int = 19, num_fc: int = 2, pool_size: int = 7,
+          pool_stride: int = 7,
           lr: float | None = None, batch_size: int = 100, max_epochs: int = 100, patience: int = 10,
           monitor: str | None = None, reverse_complement: bool = True, init_motifs: str | None = None,
           jaspar_release: str = "JASPAR2020", freeze_filters: bool = False, pretrained: str | None = None,

@@ -9,6 +9,7 @@ a Lambda from an HDF5 file even in its own safe mode).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import zipfile
@@ -183,7 +184,10 @@ def read_keras_file(
 
     def legacy() -> Any:
         tf_keras = import_framework("tf_keras")
-        from tf_keras.src.saving.serialization_lib import SafeModeScope  # model_from_json takes no safe_mode
+        try:  # model_from_json takes no safe_mode; the scope is tf_keras-internal
+            from tf_keras.src.saving.serialization_lib import SafeModeScope
+        except ImportError:  # then tf_keras's own default holds: safe mode, Lambda layers refused
+            SafeModeScope = lambda _safe: contextlib.nullcontext()
 
         with SafeModeScope(not trust):
             if weights_path is None:

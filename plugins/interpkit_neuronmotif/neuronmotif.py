@@ -20,6 +20,7 @@ import numpy as np
 
 from interpkit import Motif, Predictor
 from interpkit._io import atomic_write
+from interpkit.chunks import make_checkpoint_dir
 from interpkit.errors import InputError
 from interpkit.threads import cpu_workers
 from interpkit.validation import check_choice, check_scalar
@@ -337,8 +338,8 @@ def neuronmotif(
     options = {"sampling": sampling, "m": m, "max_m": max_m, "population": population,
                "max_generations": max_generations, "bins": bins, "min_split": min_split, "random_state": random_state}
     directory = None if checkpoint_dir is None else Path(checkpoint_dir)
-    if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
+    if directory is not None:  # marked as interpkit's, so that --force may delete it and --resume trust it
+        make_checkpoint_dir(directory)
     seeds = None if seed_from is None else lower_consensus(seed_from, stack)
     seeded = {str(c): [codes.tolist(), spans.tolist()] for c, (codes, spans) in (seeds or {}).items()}
     fingerprint = _fingerprint(model, stack, {**options, "seeds": seeded})

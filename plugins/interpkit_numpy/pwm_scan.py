@@ -97,7 +97,7 @@ class PWMScanModel(Predictor, LayerProbe):
         for arr in (self.pwms, self.pwms_rc, self.widths):
             arr.setflags(write=False)
         self._names = tuple(names)
-        self._spec = InputSpec(alphabet=alphabet, length=None)
+        self._spec = InputSpec(alphabet=alphabet, length=None, min_length=width)  # the receptive field
         self._model_name = model_name
 
     @classmethod
