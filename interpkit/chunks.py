@@ -71,6 +71,7 @@ def checkpoint_dir(out: str | os.PathLike, *, resume: bool = False, force: bool 
     """
     out = Path(out)
     work = out / CHECKPOINTS
+    _clear_done(out / f".{CHECKPOINTS}.done")  # left by a process killed while deleting finished checkpoints
     if resume and force:
         raise InputError("--resume continues an interrupted run and --force starts it over; pass one of them.")
     if work.exists() and not (work / _MARKER).is_file():
@@ -110,17 +111,19 @@ def make_checkpoint_dir(work: str | os.PathLike) -> Path:
 
 
 def remove_checkpoint_dir(work: str | os.PathLike) -> None:
-    """Delete a finished run's checkpoints: the pieces first, the record and marker last, so that a
-    process killed half-way leaves a folder that ``--resume`` completes (recomputing the deleted
-    pieces) or ``--force`` clears."""
+    """Delete a finished run's checkpoints. The folder is first renamed (one atomic step) to a hidden
+    ``.checkpoints.done``, so that a process killed while deleting leaves a finished run, not a
+    half-deleted one that ``--resume`` would recompute; :func:`checkpoint_dir` clears such leftovers."""
     work = Path(work)
-    last = {_RECORD, _MARKER}
-    for path in [*sorted(p for p in work.iterdir() if p.name not in last), work / _RECORD, work / _MARKER]:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-    work.rmdir()
+    done = work.with_name(f".{work.name}.done")
+    _clear_done(done)
+    os.replace(work, done)
+    shutil.rmtree(done)
+
+
+def _clear_done(done: Path) -> None:
+    if done.is_dir() and (done / _MARKER).is_file():  # only what interpkit renamed
+        shutil.rmtree(done)
 
 
 def run_chunked(
