@@ -16,8 +16,8 @@ import numpy as np
 
 from interpkit.errors import InputError, OutOfSpaceError, PluginError
 
-__all__ = ["RowBlocks", "atomic_write", "check_out_dir", "file_digest", "prepare_out_dir", "remove_partials",
-           "write_npz"]
+__all__ = ["RowBlocks", "atomic_write", "check_out_dir", "check_resume", "file_digest", "prepare_out_dir",
+           "remove_partials", "write_npz"]
 
 #: errno values of a write that failed for lack of room: a full disk, a quota, a file-size limit.
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -122,6 +122,39 @@ def check_out_dir(out_dir: str | os.PathLike, *, force: bool = False, resumable:
     if out.is_dir() and any(p.name != resumable for p in out.iterdir()) and not force:
         raise InputError(f"output directory {out} is not empty; choose a new directory or pass --force.")
     return out
+
+
+def check_resume(out: str | os.PathLike, state: str | os.PathLike, *, resume: bool, force: bool,
+                 what: str = "run") -> None:
+    """The ``--resume`` / ``--force`` rules for a run in ``out`` whose unfinished state is ``state``
+    (a file or folder that exists only while the run is unfinished).
+
+    Parameters
+    ----------
+    out : path-like
+        The output directory.
+    state : path-like
+        E.g. ``out/checkpoints`` (chunked methods, NeuronMotif) or ``out/train_state.pt`` (training).
+    resume, force : bool
+        The user's flags.
+    what : str
+        The kind of run, for the messages (e.g. "training run"). Default is "run".
+
+    Raises
+    ------
+    InputError
+        For ``resume`` with ``force``; ``resume`` with no ``state``; a ``state`` with neither flag.
+    """
+    out, state = Path(out), Path(state)
+    if resume and force:
+        raise InputError(f"--resume continues the interrupted {what} in {out} and --force starts it over; pass "
+                         "only one of them.")
+    if resume and not state.exists():
+        raise InputError(f"nothing to resume in {out}: it holds no interrupted {what} (no {state.name}); drop "
+                         "--resume, or choose another --out.")
+    if state.exists() and not (resume or force):
+        raise InputError(f"{out} holds an interrupted {what} ({state.name}); pass --resume to continue it or "
+                         "--force to start it over.")
 
 
 def prepare_out_dir(out_dir: str | os.PathLike, *, force: bool = False, resumable: str | None = None) -> Path:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from interpkit._io import atomic_write, check_out_dir, file_digest, remove_partials, write_npz
+from interpkit._io import atomic_write, check_out_dir, check_resume, file_digest, remove_partials, write_npz
 from interpkit.errors import InputError, InterpkitError, MissingFileError, PluginError
 from interpkit.plugins import Registry, get_registry
 from interpkit.results import Result, _jsonable, write_result
@@ -72,23 +72,15 @@ def checkpoint_dir(out: str | os.PathLike, *, resume: bool = False, force: bool 
     out = Path(out)
     work = out / CHECKPOINTS
     _clear_done(out / f".{CHECKPOINTS}.done")  # left by a process killed while deleting finished checkpoints
-    if resume and force:
-        raise InputError("--resume continues an interrupted run and --force starts it over; pass one of them.")
     if work.exists() and not (work / _MARKER).is_file():
         raise InputError(f"{work} exists but interpkit did not make it (it lacks {_MARKER}); interpkit keeps "
                          "unfinished runs there, so choose another --out.")
+    check_resume(out, work, resume=resume, force=force)
     if resume:
-        if not work.is_dir():
-            raise InputError(f"nothing to resume in {out}: it holds no interrupted run ({work} does not exist); "
-                             "run without --resume.")
         remove_partials(work)  # temporary files of the killed process
         remove_partials(out)
         return work
-    if work.is_dir():
-        if not force:
-            done = sum(1 for p in work.iterdir() if not p.name.startswith("."))
-            raise InputError(f"{out} holds an interrupted run ({done} file(s) in {work}); pass --resume to "
-                             "continue it, or --force to start over.")
+    if work.is_dir():  # --force: start over
         shutil.rmtree(work)
     check_out_dir(out, force=force)
     return work
@@ -97,9 +89,15 @@ def checkpoint_dir(out: str | os.PathLike, *, resume: bool = False, force: bool 
 def make_checkpoint_dir(work: str | os.PathLike) -> Path:
     """Create the folder :func:`checkpoint_dir` named, with the marker that makes it interpkit's.
 
+    Parameters
+    ----------
+    work : path-like
+        The checkpoints folder (``out/checkpoints``, or a method's own ``checkpoint_dir``).
+
     Returns
     -------
     Path
+        ``work``.
     """
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
@@ -113,7 +111,13 @@ def make_checkpoint_dir(work: str | os.PathLike) -> Path:
 def remove_checkpoint_dir(work: str | os.PathLike) -> None:
     """Delete a finished run's checkpoints. The folder is first renamed (one atomic step) to a hidden
     ``.checkpoints.done``, so that a process killed while deleting leaves a finished run, not a
-    half-deleted one that ``--resume`` would recompute; :func:`checkpoint_dir` clears such leftovers."""
+    half-deleted one that ``--resume`` would recompute; :func:`checkpoint_dir` clears such leftovers.
+
+    Parameters
+    ----------
+    work : path-like
+        A folder made by :func:`make_checkpoint_dir`.
+    """
     work = Path(work)
     done = work.with_name(f".{work.name}.done")
     _clear_done(done)

@@ -222,21 +222,10 @@ def check_train_out(out: str | os.PathLike, *, force: bool, resume: bool) -> Pat
         For ``resume`` with ``force``, ``resume`` with nothing to resume, an interrupted run without
         ``resume`` or ``force``, or (as :func:`interpkit._io.check_out_dir`) a non-empty ``out``.
     """
-    from interpkit._io import check_out_dir
+    from interpkit._io import check_out_dir, check_resume
 
-    out, state = Path(out), Path(out) / RESUME_STATE
-    if resume and force:
-        raise InputError("--resume continues the run in --out and --force starts it over; pass only one of them.")
-    if resume:
-        if not state.is_file():
-            what = "a finished training run" if (out / "train.json").is_file() else "no interrupted training run"
-            raise InputError(f"--resume: {out} holds {what} (no {RESUME_STATE}), so there is nothing to resume; "
-                             "drop --resume, or choose another --out.")
-        return out
-    if state.is_file() and not force:
-        raise InputError(f"{out} holds an interrupted training run ({RESUME_STATE}); pass --resume to continue it "
-                         "or --force to start it over.")
-    return check_out_dir(out, force=force)
+    check_resume(out, Path(out) / RESUME_STATE, resume=resume, force=force, what="training run")
+    return Path(out) if resume else check_out_dir(out, force=force)
 
 
 def _accepts(func: Any, name: str) -> bool:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -38,3 +41,51 @@ def cli_error(args: Sequence[str | os.PathLike], *messages: str, **kwargs) -> st
 def out_files(out: Path) -> dict[str, int]:
     """Every file under ``out`` with its size (to show that a failed run touched nothing)."""
     return {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def kill_after(args: Sequence[str | os.PathLike], marker: Path, *, delay: float, env: dict[str, str] | None = None,
+               timeout: float = 120) -> None:
+    """Start ``python -m interpkit ARGS``, wait for ``marker`` to appear, then SIGKILL it ``delay`` s later.
+
+    The process must still be running then (the caller chooses a marker and delay that leave work),
+    so that the kill lands at a moment of real work.
+    """
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("INTERPKIT_DEBUG", None)
+    proc = subprocess.Popen([sys.executable, "-m", "interpkit", *map(str, args)], env=full_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not marker.exists():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, f"{marker} never appeared"
+            time.sleep(0.005)
+        time.sleep(delay)
+        assert proc.poll() is None, f"the run finished within {delay:.3f} s of {marker.name}; give it more work"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def assert_complete_or_partial(out: Path) -> list[str]:
+    """Every file under ``out`` reads back whole as what its suffix says, or is a hidden ``.NAME.XXXX.part``
+    temporary that no reader opens (what a killed atomic write leaves); returns the latter's names."""
+    import numpy as np
+
+    partial = []
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        name = path.name
+        if name.startswith(".") and name.endswith(".part"):
+            partial.append(name)
+        elif name.endswith((".pth", ".pt")):
+            import torch
+
+            torch.load(path, weights_only=True)
+        elif name.endswith(".json"):
+            json.loads(path.read_text())
+        elif name.endswith(".npz"):
+            with np.load(path) as archive:
+                [archive[k] for k in archive.files]
+        else:
+            assert path.read_text().endswith("\n"), name  # TSV, the checkpoints marker
+    return partial

@@ -11,16 +11,11 @@ import json
 import os
 import random
 import resource
-import signal
-import subprocess
-import sys
-import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _cli import cli_error, out_files, run_cli
+from _cli import assert_complete_or_partial, cli_error, kill_after, out_files, run_cli
 
 import interpkit
 import interpkit.api
@@ -103,7 +98,7 @@ def test_resume_keeps_finished_chunks(model, fasta, whole, tmp_path, monkeypatch
         run_chunked("deeplift", model, fasta, out, chunk_size=40, **OPTIONS)
     assert calls == [0, 40] and sorted(p.name for p in (out / "checkpoints").iterdir()) == [
         ".interpkit", "chunk_000000.npz", "chunk_000001.npz", "run.json"]
-    with pytest.raises(InputError, match="interrupted run.*pass --resume.*--force to start over"):
+    with pytest.raises(InputError, match="interrupted run.*pass --resume.*--force to start it over"):
         run_chunked("deeplift", model, fasta, out, chunk_size=40, **OPTIONS)
     with pytest.raises(InputError, match="cannot resume.*options differ"):
         run_chunked("deeplift", model, fasta, out, chunk_size=40, resume=True, n_references=3)
@@ -139,7 +134,7 @@ def test_a_run_is_refused_rather_than_mixed_or_deleted(model, fasta, tmp_path, m
         with pytest.raises(InputError, match="interpkit did not make it"):
             run_chunked("saliency", model, fasta, out, **kw)
     assert out_files(out) == {"checkpoints/my_model_epoch3.pt": 7}
-    with pytest.raises(InputError, match="pass one of them"):
+    with pytest.raises(InputError, match="pass only one of them"):
         run_chunked("saliency", model, fasta, tmp_path / "o2", resume=True, force=True)
     # an interrupted run resumed with another input encoding: refused, naming the model
     original = interpkit.api.run
@@ -208,49 +203,13 @@ def test_memory_does_not_grow_with_the_number_of_sequences(model, whole, tmp_pat
     assert peaks[1] < 1.10 * peaks[0], peaks  # holding the whole run would be 4x (12 MiB more)
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else proc.returncode
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
-
-
-def _kill_after(args: list[str], marker: Path, *, delay: float) -> None:
-    """Start ``python -m interpkit ARGS``, wait for ``marker``, then SIGKILL it ``delay`` s later (it must
-    still be running: the marker and delay are chosen so that work remains)."""
-    proc = subprocess.Popen([sys.executable, "-m", "interpkit", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for(marker, proc)
-        time.sleep(delay)
-        assert proc.poll() is None, "the run finished before it could be killed; give it more work"
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-
-
-def assert_nothing_half_written(out: Path) -> None:
-    """Every file that is not a hidden ``.part`` temporary is complete: it reads back whole."""
-    for path in out.rglob("*"):
-        if path.is_dir() or (path.name.startswith(".") and path.name.endswith(".part")):
-            continue
-        if path.suffix == ".npz":
-            with zipfile.ZipFile(path) as archive:
-                assert archive.testzip() is None, path
-        elif path.suffix == ".json":
-            json.loads(path.read_text())
-        else:
-            assert path.stat().st_size > 0, path
-
-
 def test_sigkill_then_resume_gives_the_uninterrupted_attributions(fasta, whole, tmp_path):
     out = tmp_path / "out"
     args = ["run", "deeplift", str(MODEL), "-s", str(fasta), "-o", str(out), "--chunk-size", "10",
             "--n-references", "2"]
     reached = random.randint(1, 5)  # of 12 chunks: a random moment while chunks are being computed
-    _kill_after(args, out / "checkpoints" / f"chunk_{reached:06d}.npz", delay=random.uniform(0, 0.03))
-    assert_nothing_half_written(out)
+    kill_after(args, out / "checkpoints" / f"chunk_{reached:06d}.npz", delay=random.uniform(0, 0.03))
+    assert_complete_or_partial(out)
     kept = sorted(p.name for p in (out / "checkpoints").glob("chunk_*.npz"))
     assert reached + 1 <= len(kept) < 12
     cli_error(args, "interrupted run", "--resume")  # never continued or overwritten unasked
@@ -267,8 +226,8 @@ def test_sigkill_then_resume_neuronmotif(shared, tmp_path, monkeypatch):
     expected = interpkit.run("neuronmotif", interpkit.load(weights), layer="conv1d_1", neurons="0,1")
     out = tmp_path / "out"
     args = ["run", "neuronmotif", str(weights), "--layer", "conv1d_1", "--neurons", "0,1", "-o", str(out)]
-    _kill_after(args, out / "checkpoints" / "conv1d_1_neuron0.npz", delay=random.uniform(0, 0.1))
-    assert_nothing_half_written(out)
+    kill_after(args, out / "checkpoints" / "conv1d_1_neuron0.npz", delay=random.uniform(0, 0.1))
+    assert_complete_or_partial(out)
     done = sorted(int(p.stem[-1]) for p in (out / "checkpoints").glob("conv1d_1_neuron*.npz"))
     ran = []
     original = nm_module.analyse_neuron

@@ -9,17 +9,15 @@ size cannot change it.
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _cli import assert_complete_or_partial, kill_after
 from test_training import _planted
 
 import interpkit
@@ -203,32 +201,8 @@ def _write_dataset(folder: Path) -> tuple[Path, Path]:
     return fasta, targets
 
 
-def _train_cli(args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread in every run (results depend on it: see below)
-    env.pop("INTERPKIT_DEBUG", None)
-    return subprocess.Popen([sys.executable, "-m", "interpkit", "train", "explainn", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def _check_complete_or_partial(out: Path) -> list[str]:
-    """Every file left loads as what its name says, or is a temporary ``.NAME.XXXX.part`` no reader opens."""
-    partial = []
-    for path in sorted(out.iterdir()):
-        name = path.name
-        if name.startswith(".") and name.endswith(".part"):
-            partial.append(name)
-            continue
-        if name.endswith((".pth", ".pt")):
-            torch.load(path, weights_only=True)
-        elif name.endswith(".json"):
-            json.loads(path.read_text())
-        elif name.endswith(".npz"):
-            with np.load(path) as archive:
-                [archive[k] for k in archive.files]
-        else:
-            assert name.endswith(".tsv") and path.read_text().endswith("\n"), name
-    assert {"model.pth", "model.json"} <= {p.name for p in out.iterdir()}  # written at epoch 1, then replaced
-    return partial
+#: One torch thread in every run (results depend on the thread count: see below).
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
 def test_sigkill_at_a_random_moment_then_resume_gives_the_uninterrupted_model(tmp_path, capsys):
@@ -238,30 +212,23 @@ def test_sigkill_at_a_random_moment_then_resume_gives_the_uninterrupted_model(tm
     args = [str(fasta), "--targets", str(targets), "--num-units", "4", "--filter-size", "7", "--batch-size", "32",
             "--max-epochs", str(epochs), "--patience", "0", "--no-verbose", "-o"]
     expected, out = tmp_path / "whole", tmp_path / "out"
-    reference = _train_cli([*args, str(expected)])  # the known answer, alongside
-    proc = _train_cli([*args, str(out)])
+    reference = subprocess.Popen([sys.executable, "-m", "interpkit", "train", "explainn", *args, str(expected)],
+                                 env={**os.environ, **ONE_THREAD}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 text=True)  # the known answer, alongside
     delay = random.uniform(0, 0.3)
     try:
-        deadline = time.monotonic() + 120
-        while not (out / RESUME_STATE).exists():  # a finished epoch
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "no epoch finished in 120 s"
-            time.sleep(0.005)
-        time.sleep(delay)
-        assert proc.poll() is None, f"the run finished within {delay:.3f} s of its first epoch; make it longer"
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait() == -signal.SIGKILL
-        partial = _check_complete_or_partial(out)
+        kill_after(["train", "explainn", *args, str(out)], out / RESUME_STATE, delay=delay, env=ONE_THREAD)
+        partial = assert_complete_or_partial(out)
+        assert {"model.pth", "model.json"} <= {p.name for p in out.iterdir()}  # written at epoch 1, then replaced
         done = torch.load(out / RESUME_STATE, weights_only=True)["progress"]["epoch"]
         assert 1 <= done <= epochs, (done, delay)
         torch.set_num_threads(1)
         assert main(["train", "explainn", "--resume", *args, str(out)]) == 0, capsys.readouterr().err
         assert reference.wait(timeout=300) == 0, reference.stderr.read()
     finally:
-        for process in (proc, reference):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        if reference.poll() is None:
+            reference.kill()
+            reference.wait()
     _same_outputs(out, expected)  # partial files removed, train_state.pt removed
     history = (out / "train_history.tsv").read_text().splitlines()[1:]
     assert [int(row.split("\t")[0]) for row in history] == list(range(1, epochs + 1)), (done, delay, partial)
